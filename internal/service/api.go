@@ -4,7 +4,6 @@ package service
 // Implementation in progress; every method here is final in signature.
 
 import (
-	"context"
 	"io"
 	"time"
 

@@ -70,11 +70,19 @@ func RepoRoot(t testing.TB) string {
 }
 
 // BuildBinary builds ./cmd/<name> statically once per test process and
-// returns its path. The binary lives in a directory removed at process exit
-// by the OS temp cleaner; tests must not modify it.
+// returns its path. Tests must not modify it; TestMain removes it with
+// CleanupBinaries.
 func BuildBinary(t testing.TB, name string) string {
 	t.Helper()
-	v, _ := buildOnce.LoadOrStore(name, &buildResult{})
+	return BuildPackage(t, "./cmd/"+name)
+}
+
+// BuildPackage builds the main package at pkg (relative to the module root)
+// statically once per test process and returns the binary's path.
+func BuildPackage(t testing.TB, pkg string) string {
+	t.Helper()
+	name := filepath.Base(pkg)
+	v, _ := buildOnce.LoadOrStore(pkg, &buildResult{})
 	r := v.(*buildResult)
 	r.once.Do(func() {
 		dir, err := os.MkdirTemp("", "agentkernel-test-bin-")
@@ -83,7 +91,7 @@ func BuildBinary(t testing.TB, name string) string {
 			return
 		}
 		r.path = filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-trimpath", "-o", r.path, "./cmd/"+name)
+		cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", r.path, pkg)
 		cmd.Dir = RepoRoot(t)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		r.out, r.err = cmd.CombinedOutput()

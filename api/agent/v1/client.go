@@ -1,9 +1,18 @@
 package v1
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
 )
 
 // Dialer opens a new byte stream to the agent.
@@ -13,90 +22,194 @@ type Dialer func(ctx context.Context) (net.Conn, error)
 // connections it dials on demand; it is safe for concurrent use.
 type Client struct {
 	dial Dialer
-	// implementation pending (see PROTOCOL.md)
+	hc   *http.Client
+	tr   *http.Transport
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
 }
+
+// baseURL is what every request is addressed to; the Dialer decides where
+// the bytes really go.
+const baseURL = "http://agent"
+
+// maxErrorBody bounds how much of an error or JSON response is read.
+const maxErrorBody = 1 << 20
+
+// maxJSONResponse bounds JSON answers (process and directory listings).
+const maxJSONResponse = 64 << 20
 
 // NewClient returns a client that reaches the agent through dial.
-func NewClient(dial Dialer) *Client { return &Client{dial: dial} }
+func NewClient(dial Dialer) *Client {
+	c := &Client{dial: dial, conns: make(map[net.Conn]struct{})}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true) // prior-knowledge h2c, and nothing else
+	c.tr = &http.Transport{
+		Protocols: &p,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return c.dialTracked(ctx)
+		},
+		HTTP2: &http.HTTP2Config{
+			// Past the agent's stream limit, wait rather than dial: some
+			// transports (a serial port) carry exactly one connection.
+			StrictMaxConcurrentRequests: true,
+			// Notice a dead agent whose stream never reports EOF (a
+			// virtio-serial port does not), without limiting long execs.
+			SendPingTimeout: 30 * time.Second,
+			PingTimeout:     15 * time.Second,
+		},
+	}
+	c.hc = &http.Client{Transport: c.tr}
+	return c
+}
 
-// Close releases the client's connections.
-func (c *Client) Close() error { panic("TODO") }
+func (c *Client) dialTracked(ctx context.Context) (net.Conn, error) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, errors.New("agent client closed")
+	}
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dialing agent: %w", err)
+	}
+	tc := &trackedConn{Conn: conn, c: c}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		conn.Close()
+		return nil, errors.New("agent client closed")
+	}
+	c.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+// trackedConn lets Close reach connections that still carry streams.
+type trackedConn struct {
+	net.Conn
+	c    *Client
+	once sync.Once
+}
+
+func (t *trackedConn) Close() error {
+	t.once.Do(func() {
+		t.c.mu.Lock()
+		delete(t.c.conns, t)
+		t.c.mu.Unlock()
+	})
+	return t.Conn.Close()
+}
+
+// Close releases the client's connections; calls in flight fail.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	conns := make([]net.Conn, 0, len(c.conns))
+	for conn := range c.conns {
+		conns = append(conns, conn)
+	}
+	c.mu.Unlock()
+	c.tr.CloseIdleConnections()
+	for _, conn := range conns {
+		conn.Close()
+	}
+	return nil
+}
 
 // Version performs the version handshake; it fails if the protocol differs.
-func (c *Client) Version(ctx context.Context) (VersionInfo, error) { panic("TODO") }
-
-// Exec runs a process to completion, streaming its output as it happens.
-// stdin may be nil (the process gets /dev/null). Cancelling ctx kills the
-// process. A process that could not start returns an *Error (for example
-// CodeCommandNotFound).
-func (c *Client) Exec(ctx context.Context, spec ExecSpec, stdin io.Reader, stdout, stderr io.Writer) (ExitStatus, error) {
-	panic("TODO")
+func (c *Client) Version(ctx context.Context) (VersionInfo, error) {
+	var v VersionInfo
+	if err := c.doJSON(ctx, http.MethodGet, PathVersion, nil, nil, &v); err != nil {
+		return VersionInfo{}, err
+	}
+	if major(v.Protocol) != major(ProtocolVersion) {
+		return v, Errorf(CodeFailedPrecondition,
+			"agent speaks protocol %q, this client speaks %q: update the agent binary in the sandbox", v.Protocol, ProtocolVersion)
+	}
+	return v, nil
 }
 
-// Session is a running streamed exec driven by the caller (interactive use).
-type Session struct{}
-
-// StartExec starts a process and returns once the agent reports it started
-// (or failed to start).
-func (c *Client) StartExec(ctx context.Context, spec ExecSpec) (*Session, error) { panic("TODO") }
-
-// PID is the process's pid inside the sandbox.
-func (s *Session) PID() int { panic("TODO") }
-
-// Stdin returns the writer feeding the process's stdin; Close sends EOF.
-func (s *Session) Stdin() io.WriteCloser { panic("TODO") }
-
-// Resize changes a TTY process's window size.
-func (s *Session) Resize(rows, cols uint16) error { panic("TODO") }
-
-// Signal delivers sig to the process group.
-func (s *Session) Signal(sig int) error { panic("TODO") }
-
-// Wait copies output to stdout/stderr until the process exits.
-func (s *Session) Wait(stdout, stderr io.Writer) (ExitStatus, error) { panic("TODO") }
-
-// StartProcess starts a detached process.
-func (c *Client) StartProcess(ctx context.Context, spec ExecSpec) (ProcessInfo, error) { panic("TODO") }
-
-// Processes lists detached processes.
-func (c *Client) Processes(ctx context.Context) ([]ProcessInfo, error) { panic("TODO") }
-
-// Process returns one detached process.
-func (c *Client) Process(ctx context.Context, id string) (ProcessInfo, error) { panic("TODO") }
-
-// ProcessLogs returns one output stream ("stdout" or "stderr") of a
-// detached process as kept so far, and how many bytes were dropped from its head.
-func (c *Client) ProcessLogs(ctx context.Context, id, stream string) (data []byte, truncated int64, err error) {
-	panic("TODO")
+func major(v string) string {
+	m, _, _ := strings.Cut(v, ".")
+	return m
 }
 
-// KillProcess signals a detached process's group.
-func (c *Client) KillProcess(ctx context.Context, id string, sig int) (ProcessInfo, error) {
-	panic("TODO")
+// Shutdown asks the agent to stop every process and exit. It returns once
+// the agent accepted; the agent then stops its processes and exits.
+func (c *Client) Shutdown(ctx context.Context) error {
+	return c.doJSON(ctx, http.MethodPost, PathShutdown, nil, nil, nil)
 }
 
-// ReadFile streams a file's content; the caller closes it.
-func (c *Client) ReadFile(ctx context.Context, path string) (io.ReadCloser, error) { panic("TODO") }
-
-// WriteFile writes a file atomically (temp file + rename), creating parent
-// directories when mkdirs is set.
-func (c *Client) WriteFile(ctx context.Context, path string, r io.Reader, mode uint32, mkdirs bool) error {
-	panic("TODO")
+// do sends one request and returns a 2xx response; any other status becomes
+// an *Error.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, contentType string) (*http.Response, error) {
+	u := baseURL + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		return nil, responseError(resp)
+	}
+	return resp, nil
 }
 
-// Remove removes a file or, with recursive, a directory tree.
-func (c *Client) Remove(ctx context.Context, path string, recursive bool) error { panic("TODO") }
-
-// Mkdir creates a directory, and its parents with parents set.
-func (c *Client) Mkdir(ctx context.Context, path string, mode uint32, parents bool) error {
-	panic("TODO")
+// doJSON sends in (if not nil) as JSON and decodes the answer into out (if
+// not nil).
+func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	var body io.Reader
+	ct := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, ct = bytes.NewReader(b), "application/json"
+	}
+	resp, err := c.do(ctx, method, path, q, body, ct)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return drain(resp)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJSONResponse)).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decoding answer: %w", method, path, err)
+	}
+	return nil
 }
 
-// Stat describes a file without following a final symlink.
-func (c *Client) Stat(ctx context.Context, path string) (FileInfo, error) { panic("TODO") }
+func drain(resp *http.Response) error {
+	defer resp.Body.Close()
+	_, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	return err
+}
 
-// List describes a directory's entries.
-func (c *Client) List(ctx context.Context, path string) ([]FileInfo, error) { panic("TODO") }
-
-// Shutdown asks the agent to stop every process and exit.
-func (c *Client) Shutdown(ctx context.Context) error { panic("TODO") }
+// responseError turns a non-2xx answer into an *Error: the agent's JSON body
+// when there is one, otherwise a code derived from the status.
+func responseError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var e Error
+	if json.Unmarshal(b, &e) == nil && e.Code != "" {
+		return &e
+	}
+	msg := strings.TrimSpace(string(b))
+	if msg == "" {
+		msg = resp.Status
+	}
+	return &Error{Code: CodeForStatus(resp.StatusCode), Message: "agent: " + msg}
+}

@@ -13,7 +13,7 @@ const ProtocolVersion = "1"
 const (
 	PathVersion   = "/v1/version"
 	PathExec      = "/v1/exec"
-	PathProcesses = "/v1/processes"         // POST start, GET list
+	PathProcesses = "/v1/processes"           // POST start, GET list
 	PathProcess   = "/v1/processes/{id}"      // GET status, DELETE forget an exited one
 	PathLogs      = "/v1/processes/{id}/logs" // GET ?stream=stdout|stderr
 	PathKill      = "/v1/processes/{id}/kill" // POST {"signal":N}
@@ -26,7 +26,7 @@ const (
 
 // Headers carrying file metadata next to raw bodies.
 const (
-	HeaderFileMode  = "X-File-Mode"  // octal permission bits, e.g. "0644"
+	HeaderFileMode  = "X-File-Mode" // octal permission bits, e.g. "0644"
 	HeaderTruncated = "X-Truncated" // bytes of a log dropped from its head
 )
 

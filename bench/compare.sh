@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Times agentkernel and its peers side by side in ONE hyperfine run, so the
+# ratios are measured under the same machine noise:
+#
+#   agentkernel run -- true           ephemeral sandbox: create, start, exec, remove
+#   agentkernel exec NAME -- true     new CLI process, sandbox already running
+#   bwrap --unshare-all ... true      bubblewrap, all namespaces
+#   unshare -Urmpf --mount-proc true  util-linux unshare
+#   true                              the fork+exec floor
+#
+# Usage (as root):  bash bench/compare.sh [OUTDIR]
+#   OUTDIR  where compare.json and compare.md go (default /tmp/agentkernel-compare-<UTC time>)
+# Env: RUNS (default 200), WARMUP (default 20), AGENTKERNEL (a built binary
+#   with agentkernel-agent next to it; default: build from this checkout).
+# Installs hyperfine, bubblewrap and jq from Debian if they are missing.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+runs=${RUNS:-200}
+warmup=${WARMUP:-20}
+out=${1:-${TMPDIR:-/tmp}/agentkernel-compare-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+need hyperfine:hyperfine bwrap:bubblewrap jq:jq unshare:util-linux
+
+name=bench-exec
+"$AK" create --start "$name" >/dev/null
+
+bwrap_cmd="bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true"
+unshare_cmd="unshare -Urmpf --mount-proc true"
+# Each must work before it is timed.
+"$AK" run -- true
+"$AK" exec "$name" -- true
+$bwrap_cmd
+$unshare_cmd
+
+hyperfine -N --style basic --warmup "$warmup" --runs "$runs" \
+	-n "agentkernel run" "$AK run -- true" \
+	-n "agentkernel exec" "$AK exec $name -- true" \
+	-n "bwrap" "$bwrap_cmd" \
+	-n "unshare" "$unshare_cmd" \
+	-n "true (fork+exec)" "true" \
+	--export-json "$out/compare.json" --export-markdown "$out/compare.md"
+
+"$AK" remove "$name" >/dev/null
+
+echo
+echo "medians (ms), $runs runs each, same run:"
+jq -r '.results[] | [.command, (.median * 1000)] | @tsv' "$out/compare.json" |
+	awk -F'\t' '
+		{ name[NR] = $1; med[$1] = $2; printf "  %-20s %8.2f\n", $1, $2 }
+		END {
+			printf "\nratios:\n"
+			printf "  agentkernel run / bwrap            %6.2fx  (target <= 1.5x)\n", med["agentkernel run"] / med["bwrap"]
+			printf "  agentkernel run / unshare          %6.2fx\n", med["agentkernel run"] / med["unshare"]
+			printf "  agentkernel run / fork+exec        %6.2fx\n", med["agentkernel run"] / med["true (fork+exec)"]
+			printf "  agentkernel exec median            %6.2f ms (target <= 10 ms)\n", med["agentkernel exec"]
+		}'
+echo
+echo "results: $out/compare.json, $out/compare.md"

@@ -1,0 +1,159 @@
+package conformance
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
+)
+
+// hostProbe runs the prober on the host: the control showing a check can
+// succeed, so a denial inside the sandbox means something.
+func (s *suite) hostProbe(t *testing.T, args ...string) bool {
+	t.Helper()
+	err := exec.Command(s.prober, args...).Run()
+	return err == nil
+}
+
+func (s *suite) testIsolation(t *testing.T) {
+	name := s.shared
+	s.installProber(t, name)
+
+	t.Run("HostSecretsHidden", func(t *testing.T) {
+		home, _ := os.UserHomeDir()
+		secret := fmt.Sprintf("ak-secret-%d", os.Getpid())
+		var paths []string
+		for _, dir := range []string{"/root", home, os.TempDir(), "/var/tmp"} {
+			if dir == "" {
+				continue
+			}
+			p := filepath.Join(dir, secret)
+			if err := os.WriteFile(p, []byte("TOPSECRET\n"), 0o644); err != nil {
+				t.Logf("cannot plant %s: %v", p, err)
+				continue
+			}
+			defer os.Remove(p)
+			paths = append(paths, p)
+		}
+		if len(paths) == 0 {
+			t.Fatal("could not plant any secret")
+		}
+		for _, p := range paths {
+			if !s.hostProbe(t, "read", p) {
+				t.Fatalf("control: host cannot read %s", p)
+			}
+			if ok, out := s.probe(t, name, "read", p); ok || strings.Contains(out, "TOPSECRET") {
+				t.Errorf("sandbox read host secret %s: %s", p, out)
+			}
+		}
+	})
+
+	t.Run("HostViewReadOnly", func(t *testing.T) {
+		target := fmt.Sprintf("/usr/bin/ak-escape-%d", os.Getpid())
+		if ok, out := s.probe(t, name, "write", target); ok {
+			t.Errorf("sandbox wrote %s: %s", target, out)
+		}
+		if _, err := os.Stat(target); err == nil {
+			os.Remove(target)
+			t.Errorf("%s appeared on the host", target)
+		}
+	})
+
+	t.Run("OwnProcessesOnly", func(t *testing.T) {
+		_, out := s.probe(t, name, "pids")
+		pids := strings.Split(strings.TrimPrefix(out, "ok "), ",")
+		if len(pids) == 0 || len(pids) > 10 {
+			t.Errorf("sandbox sees %d processes: %s", len(pids), out)
+		}
+		hostPID := strconv.Itoa(os.Getpid())
+		for _, p := range pids {
+			if p == hostPID && os.Getpid() > 20 {
+				t.Errorf("sandbox sees the test process's pid %s", p)
+			}
+		}
+	})
+
+	t.Run("HostLoopbackUnreachable", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		addr := l.Addr().String()
+		if !s.hostProbe(t, "connect", addr) {
+			t.Fatalf("control: host cannot reach %s", addr)
+		}
+		if ok, out := s.probe(t, name, "connect", addr); ok {
+			t.Errorf("sandbox reached host loopback %s: %s", addr, out)
+		}
+	})
+
+	t.Run("NoNetworkInterfaces", func(t *testing.T) {
+		if _, out := s.probe(t, name, "ifaces"); out != "ok lo" {
+			t.Errorf("interfaces = %q, want only lo", out)
+		}
+	})
+
+	t.Run("Hostname", func(t *testing.T) {
+		if _, out := s.probe(t, name, "hostname"); out != "ok "+name {
+			t.Errorf("hostname = %q, want %q", out, name)
+		}
+		if ok, _ := s.probe(t, name, "sethostname"); ok {
+			t.Error("sandbox changed its hostname")
+		}
+	})
+
+	t.Run("PrivilegedOperationsDenied", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"mount", "/tmp"},
+			{"unshare-user"},
+			{"unshare-mount"},
+			{"reboot"},
+			{"finit_module"},
+			{"mknod", "/tmp/ak-null"},
+			{"chroot", "/tmp"},
+			{"bpf"},
+		} {
+			if ok, out := s.probe(t, name, args...); ok {
+				t.Errorf("%v succeeded inside the sandbox: %s", args, out)
+			}
+		}
+		// The sandbox survived the reboot attempt.
+		s.sh(t, name, "true")
+	})
+
+	t.Run("PtraceSiblingDenied", func(t *testing.T) {
+		p, err := s.m.StartProcess(t.Context(), name, agentv1.ExecSpec{Args: []string{"sleep", "60"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.m.KillProcess(t.Context(), name, p.ID, 9)
+		// Control: on the host, root can trace its own child.
+		host := exec.Command("sleep", "60")
+		if err := host.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { host.Process.Kill(); host.Wait() }()
+		if os.Geteuid() == 0 && !s.hostProbe(t, "ptrace", strconv.Itoa(host.Process.Pid)) {
+			t.Fatal("control: host cannot ptrace")
+		}
+		if ok, out := s.probe(t, name, "ptrace", strconv.Itoa(p.PID)); ok {
+			t.Errorf("sandbox traced its sibling %d: %s", p.PID, out)
+		}
+	})
+}

@@ -1,0 +1,24 @@
+//go:build linux
+
+package native_test
+
+import (
+	"testing"
+
+	"github.com/agentkernel-go/agentkernel/internal/backend/conformance"
+	"github.com/agentkernel-go/agentkernel/internal/backend/native"
+	"github.com/agentkernel-go/agentkernel/internal/image"
+	"github.com/agentkernel-go/agentkernel/internal/testutil"
+)
+
+// TestConformance runs the shared backend suite on the native backend.
+func TestConformance(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := t.TempDir()
+	conformance.Run(t, conformance.Harness{
+		Backend: native.New(native.Options{AgentPath: testutil.BuildBinary(t, "agentkernel-agent")}),
+		Images:  image.NewStore(root),
+		Image:   "host",
+		Root:    root,
+	})
+}

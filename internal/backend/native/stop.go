@@ -1,0 +1,149 @@
+//go:build linux
+
+package native
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/agentkernel-go/agentkernel/internal/cgroups"
+	"github.com/agentkernel-go/agentkernel/internal/sandbox"
+)
+
+// Alive reports whether the sandbox's init (the agent) still runs: the pid
+// exists, is not a zombie, and started when the runtime record says (a
+// reused pid has another start time).
+func (b *Backend) Alive(ctx context.Context, spec *sandbox.Spec, rt *sandbox.Runtime) bool {
+	if rt == nil || rt.PID <= 0 {
+		return false
+	}
+	state, start, err := procStat(rt.PID)
+	return err == nil && start == rt.StartTime && state != 'Z' && state != 'X'
+}
+
+// Stop kills the sandbox: SIGKILL to its init ends the whole pid namespace.
+// It waits until init is gone, then removes the cgroups and the socket. It
+// is idempotent, works from any process, and on sandboxes that already died.
+func (b *Backend) Stop(ctx context.Context, spec *sandbox.Spec, rt *sandbox.Runtime) error {
+	ex, err := parseExtra(rt)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if rt != nil && rt.PID > 0 {
+		if err := killInit(ctx, rt.PID, rt.StartTime); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(ex.Cgroups) > 0 {
+		g := &cgroups.Group{Dirs: ex.Cgroups}
+		if err := g.Destroy(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(socketPath(spec)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("stopping native sandbox %q: %w", spec.Name, errors.Join(errs...))
+	}
+	return nil
+}
+
+// killInit SIGKILLs pid if it is still the process that started at start,
+// and waits for it to exit. A pidfd pins the process between the check and
+// the signal, so a reused pid is never signalled.
+func killInit(ctx context.Context, pid int, start uint64) error {
+	pfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil // gone
+		}
+		return fmt.Errorf("opening sandbox init %d: %w", pid, err)
+	}
+	defer unix.Close(pfd)
+	state, st, err := procStat(pid)
+	if err != nil || st != start || state == 'Z' || state == 'X' {
+		return nil // exited, or the pid now belongs to another process
+	}
+	if err := unix.PidfdSendSignal(pfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("killing sandbox init %d: %w", pid, err)
+	}
+	// The pidfd becomes readable when the process has exited; the pid
+	// namespace is torn down (all its processes reaped) by then.
+	for {
+		ms := 1000
+		if dl, ok := ctx.Deadline(); ok {
+			ms = max(1, min(ms, int(time.Until(dl)/time.Millisecond)))
+		}
+		fds := []unix.PollFd{{Fd: int32(pfd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, ms)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("waiting for sandbox init %d: %w", pid, err)
+		}
+		if n > 0 {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for sandbox init %d to exit: %w", pid, ctx.Err())
+		}
+	}
+}
+
+// Remove deletes what the backend keeps in spec.Dir (the overlay's upper
+// and work directories, the log, the socket) and frees the sandbox's uid
+// range. The manager removes spec.Dir itself afterwards. Idempotent.
+func (b *Backend) Remove(ctx context.Context, spec *sandbox.Spec) error {
+	var errs []error
+	if err := removeAll(filepath.Join(spec.Dir, overlayName)); err != nil {
+		errs = append(errs, err)
+	}
+	if st, ok := readState(spec.Dir); ok && os.Geteuid() == 0 {
+		s := slots{dir: filepath.Join(b.dataRoot(spec), "native", "uids")}
+		if err := s.release(st.Slot, spec.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, name := range []string{stateName, logName, socketName} {
+		if err := os.Remove(filepath.Join(spec.Dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("removing native sandbox %q: %w", spec.Name, errors.Join(errs...))
+	}
+	return nil
+}
+
+// procStat returns the state (field 3) and start time (field 22, clock
+// ticks since boot) of pid from /proc/PID/stat.
+func procStat(pid int) (state byte, start uint64, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	// The command name (field 2) is in parentheses and may contain
+	// anything; the fields after it are plain.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	start, err = strconv.ParseUint(f[19], 10, 64) // field 22 is the 20th after the name
+	if err != nil {
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat: %w", pid, err)
+	}
+	return f[0][0], start, nil
+}

@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/sandbox"
+)
+
+// doctorBackend is one backend's line in `doctor --json`.
+type doctorBackend struct {
+	Backend   sandbox.Type `json:"backend"`
+	Isolation string       `json:"isolation"`
+	Built     bool         `json:"built"`
+	Usable    bool         `json:"usable"`
+	Reason    string       `json:"reason,omitempty"`
+}
+
+// doctorReport is `doctor --json`.
+type doctorReport struct {
+	Chosen     sandbox.Type    `json:"chosen"`
+	Agent      string          `json:"agent,omitempty"`
+	AgentError string          `json:"agent_error,omitempty"`
+	Backends   []doctorBackend `json:"backends"`
+}
+
+func (a *app) newDoctorCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check which sandbox backends can run on this host, and why not",
+		Long: `Doctor probes every backend agentkernel knows, says for each whether it can run
+sandboxes here and exactly why not, and which one auto-detection picks. It also
+locates the agent binary. It exits 0 when at least one backend is usable.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: a.wrap(func(cmd *cobra.Command, _ []string) error {
+			mgr, err := a.manager(cmd.Context())
+			if err != nil {
+				return err
+			}
+			chosen, choices := mgr.Doctor(cmd.Context())
+			rep := doctorReport{Chosen: chosen, Backends: []doctorBackend{}}
+			if agent, err := findAgent(a.getenv); err != nil {
+				rep.AgentError = err.Error()
+			} else {
+				rep.Agent = agent
+			}
+			for _, c := range choices {
+				b := doctorBackend{Backend: c.Type, Isolation: isolationName(c.Isolation), Built: c.Built, Usable: c.Err == nil}
+				if c.Err != nil {
+					b.Reason = c.Err.Error()
+				}
+				rep.Backends = append(rep.Backends, b)
+			}
+			if asJSON {
+				if err := writeJSON(a.stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				writeDoctor(a, rep)
+			}
+			switch {
+			case rep.AgentError != "":
+				return fmt.Errorf("sandboxes cannot start without the agent binary: %w", errdefs.ErrUnavailable)
+			case chosen == "":
+				return fmt.Errorf("no sandbox backend can run on this host: %w", errdefs.ErrUnavailable)
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func writeDoctor(a *app, rep doctorReport) {
+	tw := newTable(a.stdout)
+	fmt.Fprintln(tw, "BACKEND\tISOLATION\tSTATUS")
+	for _, b := range rep.Backends {
+		status := "usable"
+		if !b.Usable {
+			status = "not usable: " + oneLine(b.Reason)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Backend, b.Isolation, status)
+	}
+	tw.Flush()
+	fmt.Fprintln(a.stdout)
+	if rep.AgentError != "" {
+		fmt.Fprintf(a.stdout, "agent binary:          MISSING: %s\n", oneLine(rep.AgentError))
+	} else {
+		fmt.Fprintf(a.stdout, "agent binary:          %s\n", rep.Agent)
+	}
+	chosen := string(rep.Chosen)
+	if chosen == "" {
+		chosen = "none (no backend is usable)"
+	}
+	fmt.Fprintf(a.stdout, "auto-detection picks:  %s\n", chosen)
+}
+
+// isolationName names an isolation rank for people.
+func isolationName(i sandbox.Isolation) string {
+	switch i {
+	case sandbox.IsolationVM:
+		return "vm"
+	case sandbox.IsolationUserKernel:
+		return "user-space-kernel"
+	case sandbox.IsolationNative:
+		return "namespaces"
+	case sandbox.IsolationContainer:
+		return "container"
+	}
+	return "-"
+}

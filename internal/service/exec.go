@@ -1,0 +1,199 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
+	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/sandbox"
+	"github.com/agentkernel-go/agentkernel/internal/state"
+)
+
+// withDefaults fills what spec leaves empty from the sandbox's config and
+// image: environment (image, then config, then spec; later wins), working
+// directory and user.
+func withDefaults(rec *state.Record, spec agentv1.ExecSpec) agentv1.ExecSpec {
+	env := mergeEnv(rec.RootFS.Config.Env, rec.Config.Env, spec.Env)
+	spec.Env = env
+	if spec.Dir == "" {
+		spec.Dir = rec.Config.WorkDir
+	}
+	if spec.Dir == "" {
+		spec.Dir = rec.RootFS.Config.WorkingDir
+	}
+	if spec.User == "" {
+		spec.User = rec.Config.User
+	}
+	if spec.User == "" {
+		spec.User = rec.RootFS.Config.User
+	}
+	return spec
+}
+
+// mergeEnv concatenates KEY=VALUE lists, later keys replacing earlier ones
+// in place.
+func mergeEnv(lists ...[]string) []string {
+	var out []string
+	index := map[string]int{}
+	for _, l := range lists {
+		for _, kv := range l {
+			k, _, _ := strings.Cut(kv, "=")
+			if i, ok := index[k]; ok {
+				out[i] = kv
+				continue
+			}
+			index[k] = len(out)
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// Exec runs a command in a running sandbox, streaming its output.
+func (m *Manager) Exec(ctx context.Context, name string, req ExecRequest) (agentv1.ExitStatus, error) {
+	rec, c, err := m.running(ctx, name, sandbox.OpExec)
+	if err != nil {
+		return agentv1.ExitStatus{}, err
+	}
+	return m.exec(ctx, rec, c, req)
+}
+
+func (m *Manager) exec(ctx context.Context, rec *state.Record, c *agentv1.Client, req ExecRequest) (agentv1.ExitStatus, error) {
+	spec := withDefaults(rec, req.Spec)
+	if err := spec.Validate(); err != nil {
+		return agentv1.ExitStatus{}, agentError(err)
+	}
+	spec.Stdin = req.Stdin != nil
+	st, err := c.Exec(ctx, spec, req.Stdin, req.Stdout, req.Stderr)
+	if err != nil {
+		return st, fmt.Errorf("exec in sandbox %q: %w", rec.Name, agentError(err))
+	}
+	return st, nil
+}
+
+// Run creates and starts an ephemeral sandbox, runs one command in it and
+// removes it (unless req.Keep), also when ctx is cancelled.
+func (m *Manager) Run(ctx context.Context, req RunRequest) (*Info, agentv1.ExitStatus, error) {
+	var none agentv1.ExitStatus
+	if err := req.Exec.Spec.Validate(); err != nil {
+		return nil, none, agentError(err)
+	}
+	if req.Create.Name == "" {
+		req.Create.Name = generateName("run")
+	}
+	info, err := m.Create(ctx, req.Create)
+	if err != nil {
+		return nil, none, err
+	}
+	cleanup := func() error {
+		if req.Keep {
+			return nil
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		return m.Remove(cctx, info.Name)
+	}
+	if info, err = m.Start(ctx, info.Name); err != nil {
+		return nil, none, errors.Join(err, cleanup())
+	}
+	rec, c, err := m.running(ctx, info.Name, sandbox.OpExec)
+	if err != nil {
+		return info, none, errors.Join(err, cleanup())
+	}
+	st, err := m.exec(ctx, rec, c, req.Exec)
+	if cerr := cleanup(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("removing ephemeral sandbox: %w", cerr))
+	}
+	return info, st, err
+}
+
+// Attach starts an interactive process the caller drives (PTY, resize, signals).
+// The caller must Wait on the session.
+func (m *Manager) Attach(ctx context.Context, name string, spec agentv1.ExecSpec) (*agentv1.Session, error) {
+	rec, c, err := m.running(ctx, name, sandbox.OpExec)
+	if err != nil {
+		return nil, err
+	}
+	spec = withDefaults(rec, spec)
+	if err := spec.Validate(); err != nil {
+		return nil, agentError(err)
+	}
+	s, err := c.StartExec(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("exec in sandbox %q: %w", rec.Name, agentError(err))
+	}
+	return s, nil
+}
+
+// StartProcess starts a detached process.
+func (m *Manager) StartProcess(ctx context.Context, name string, spec agentv1.ExecSpec) (agentv1.ProcessInfo, error) {
+	rec, c, err := m.running(ctx, name, sandbox.OpExec)
+	if err != nil {
+		return agentv1.ProcessInfo{}, err
+	}
+	spec = withDefaults(rec, spec)
+	if err := spec.Validate(); err != nil {
+		return agentv1.ProcessInfo{}, agentError(err)
+	}
+	p, err := c.StartProcess(ctx, spec)
+	return p, agentError(err)
+}
+
+// Processes lists a sandbox's detached processes.
+func (m *Manager) Processes(ctx context.Context, name string) ([]agentv1.ProcessInfo, error) {
+	_, c, err := m.running(ctx, name, sandbox.OpExec)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := c.Processes(ctx)
+	return ps, agentError(err)
+}
+
+// Process returns one detached process.
+func (m *Manager) Process(ctx context.Context, name, id string) (agentv1.ProcessInfo, error) {
+	_, c, err := m.running(ctx, name, sandbox.OpExec)
+	if err != nil {
+		return agentv1.ProcessInfo{}, err
+	}
+	p, err := c.Process(ctx, id)
+	return p, agentError(err)
+}
+
+// ProcessLogs returns a detached process's stdout or stderr so far, and how
+// many bytes were dropped from its head.
+func (m *Manager) ProcessLogs(ctx context.Context, name, id, stream string) ([]byte, int64, error) {
+	if stream != "stdout" && stream != "stderr" {
+		return nil, 0, fmt.Errorf("log stream %q: want stdout or stderr: %w", stream, errdefs.ErrInvalidArgument)
+	}
+	_, c, err := m.running(ctx, name, sandbox.OpExec)
+	if err != nil {
+		return nil, 0, err
+	}
+	b, n, err := c.ProcessLogs(ctx, id, stream)
+	return b, n, agentError(err)
+}
+
+// KillProcess signals a detached process.
+func (m *Manager) KillProcess(ctx context.Context, name, id string, sig int) (agentv1.ProcessInfo, error) {
+	if sig <= 0 || sig > 64 {
+		return agentv1.ProcessInfo{}, fmt.Errorf("signal %d: %w", sig, errdefs.ErrInvalidArgument)
+	}
+	_, c, err := m.running(ctx, name, sandbox.OpExec)
+	if err != nil {
+		return agentv1.ProcessInfo{}, err
+	}
+	p, err := c.KillProcess(ctx, id, sig)
+	return p, agentError(err)
+}
+
+// ExecTimeout converts a duration to the protocol's milliseconds, rounding up.
+func ExecTimeout(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
