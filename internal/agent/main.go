@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -62,6 +64,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 
 	isInit := os.Getpid() == 1
+	if isInit {
+		// Not dumpable: sandbox processes (even with ptrace allowed) can
+		// neither trace the agent nor read its memory through /proc/1.
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			log.Warn("making the agent undumpable", "err", err)
+		}
+		reserveThreads(8)
+	}
 	if *subreaper && !isInit {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			log.Error("becoming a child subreaper", "err", err)
@@ -105,6 +115,26 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("agent stopped")
 	return 0
+}
+
+// reserveThreads makes the runtime create n OS threads now and keep them
+// idle for reuse: a workload that exhausts the sandbox's pids limit (a fork
+// bomb) must not leave the agent unable to get a thread when a goroutine
+// blocks in a syscall, which would abort it and with it the sandbox.
+func reserveThreads(n int) {
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range n {
+		wg.Add(1)
+		go func() {
+			runtime.LockOSThread()
+			wg.Done()
+			<-release
+			runtime.UnlockOSThread()
+		}()
+	}
+	wg.Wait()
+	close(release)
 }
 
 // listener builds the listener for the chosen mode. Inherited descriptors

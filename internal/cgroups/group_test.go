@@ -121,8 +121,19 @@ func TestJoinThread(t *testing.T) {
 		err error
 	}
 	rc := make(chan res, 1)
-	go func() {
+	var join func()
+	join = func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if syscall.Gettid() == os.Getpid() {
+			// This is the main thread, which must stay out of the group (the
+			// test process could not leave it again). Keep it locked here so
+			// the retry necessarily runs on another thread.
+			done := make(chan struct{})
+			go func() { join(); close(done) }()
+			<-done
+			runtime.UnlockOSThread()
+			return
+		}
 		for _, f := range files {
 			if err := JoinThread(int(f.Fd())); err != nil {
 				rc <- res{err: err}
@@ -137,7 +148,8 @@ func TestJoinThread(t *testing.T) {
 		}
 		go cmd.Wait()
 		rc <- res{pid: cmd.Process.Pid}
-	}()
+	}
+	go join()
 	r := <-rc
 	for _, f := range files {
 		f.Close()

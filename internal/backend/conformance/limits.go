@@ -45,6 +45,6 @@ func (s *suite) testPidsLimit(t *testing.T) {
 		r := s.exec(t.Context(), name, agentv1.ExecSpec{Args: []string{"true"}, TimeoutMS: 2000}, nil)
 		return r.err == nil && r.status.Code == 0
 	}) {
-		t.Log("sandbox still saturated after the fork bomb; removal must still work")
+		t.Error("sandbox unusable after its fork bomb was killed (did the agent die?)")
 	}
 }
