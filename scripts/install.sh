@@ -4,17 +4,17 @@
 # running a command in a sandbox. Needs Go 1.26+ (on PATH or in
 # /usr/local/go/bin) and, for the default PREFIX, root.
 #
-#   bash install.sh                    # build, install, run a sandbox
-#   PREFIX=$HOME/.local bash install.sh
+#   bash scripts/install.sh                    # build, install, run a sandbox
+#   PREFIX=$HOME/.local bash scripts/install.sh
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/.."
 
 PREFIX=${PREFIX:-/usr/local}
 export PATH=$PATH:/usr/local/go/bin
 export CGO_ENABLED=0
 
 if ! command -v go >/dev/null 2>&1; then
-	echo "install.sh: go not found on PATH or in /usr/local/go/bin; install Go 1.26 or newer (https://go.dev/dl/)" >&2
+	echo "scripts/install.sh: go not found on PATH or in /usr/local/go/bin; install Go 1.26 or newer (https://go.dev/dl/)" >&2
 	exit 1
 fi
 
