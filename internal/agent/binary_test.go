@@ -176,3 +176,19 @@ func TestBinaryFlags(t *testing.T) {
 		}
 	}
 }
+
+// -idle-exit ends the agent once nothing has happened for that long, but
+// never while a process runs or a request is in flight.
+func TestBinaryIdleExit(t *testing.T) {
+	c, ap := startBinary(t, "-subreaper", "-idle-exit", "300ms")
+	start := time.Now()
+	if _, err := c.StartProcess(t.Context(), v1.ExecSpec{Args: []string{"sleep", "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if code := ap.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("agent exit code %d", code)
+	}
+	if took := time.Since(start); took < time.Second {
+		t.Fatalf("agent exited after %v while its process still ran", took)
+	}
+}

@@ -25,7 +25,8 @@ import (
 //	-conn-fd N     serve one already-connected stream (socket or character
 //	               device such as a virtio-serial port); exit when it closes
 //
-// and optionally -subreaper (reap orphans when not PID 1), -grace, -log-level.
+// and optionally -subreaper (reap orphans when not PID 1), -grace,
+// -idle-exit, -log-level.
 // -version prints the version and exits.
 func Main(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("agentkernel-agent", flag.ContinueOnError)
@@ -36,6 +37,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	subreaper := fl.Bool("subreaper", false, "when not PID 1, become a child subreaper and reap orphans")
 	level := fl.String("log-level", "info", "debug, info, warn or error")
 	grace := fl.Duration("grace", 5*time.Second, "on shutdown, time between forwarding the signal and SIGKILL")
+	idleExit := fl.Duration("idle-exit", 0, "exit once idle (no request, no process) for this long; 0: never")
 	version := fl.Bool("version", false, "print the version and exit")
 	if err := fl.Parse(args); err != nil {
 		return 2
@@ -90,7 +92,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	s := New(Options{Logger: log, ReapAll: isInit || *subreaper, Init: isInit, Grace: *grace})
+	s := New(Options{Logger: log, ReapAll: isInit || *subreaper, Init: isInit, Grace: *grace, IdleExit: *idleExit})
 	ln, cleanup, err := listener(*listenFD, *listen, *connFD, s)
 	if err != nil {
 		log.Error("opening listener", "err", err)

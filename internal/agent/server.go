@@ -37,6 +37,11 @@ type Options struct {
 	// Grace is how long shutdown waits after the first signal before
 	// SIGKILL (5s if zero).
 	Grace time.Duration
+	// IdleExit shuts the agent down (and so, as init, the sandbox) once no
+	// request has been handled and no process has run for this long; a
+	// sandbox nobody uses then frees its host resources without a daemon
+	// watching it. Zero disables it.
+	IdleExit time.Duration
 }
 
 // maxJSONBody bounds JSON request bodies; file bodies are unbounded streams.
@@ -60,7 +65,9 @@ type Server struct {
 	mu     sync.Mutex
 	groups map[int]struct{} // process groups of started, unreaped processes
 
-	active atomic.Int64 // requests being handled
+	active     atomic.Int64 // requests being handled
+	lastActive atomic.Int64 // unix nanoseconds of the last request's end
+	idleExit   time.Duration
 
 	stopOnce sync.Once
 	stopSig  unix.Signal
@@ -74,6 +81,7 @@ func New(opts Options) *Server {
 		etcDir:   opts.EtcDir,
 		init:     opts.Init,
 		grace:    opts.Grace,
+		idleExit: opts.IdleExit,
 		version:  buildVersion(),
 		ownProc:  procIsOurs(),
 		reaper:   newReaper(opts.ReapAll),
@@ -90,6 +98,7 @@ func New(opts Options) *Server {
 		s.grace = 5 * time.Second
 	}
 	s.procs = newProcessTable()
+	s.lastActive.Store(time.Now().UnixNano())
 	s.routes()
 	return s
 }
@@ -120,8 +129,32 @@ func (s *Server) routes() {
 // ServeHTTP serves the v1 routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.active.Add(1)
-	defer s.active.Add(-1)
+	defer func() {
+		s.lastActive.Store(time.Now().UnixNano())
+		s.active.Add(-1)
+	}()
 	s.mux.ServeHTTP(w, r)
+}
+
+// watchIdle stops the server once it has been idle for s.idleExit: no
+// request in flight or for that long, and no process running.
+func (s *Server) watchIdle() {
+	tick := time.NewTicker(max(s.idleExit/10, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case <-tick.C:
+		}
+		s.reaper.poke()
+		idleFor := time.Since(time.Unix(0, s.lastActive.Load()))
+		if s.active.Load() == 0 && s.reaper.idle() && idleFor >= s.idleExit {
+			s.log.Info("stopping: idle", "idle_exit", s.idleExit)
+			s.Stop(unix.SIGTERM)
+			return
+		}
+	}
 }
 
 // NewHTTPServer returns an http.Server for h speaking only HTTP/2 with prior
@@ -153,6 +186,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := NewHTTPServer(s, s.log)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if s.idleExit > 0 {
+		go s.watchIdle()
+	}
 	var serveErr error
 	stopRequested := false
 	select {

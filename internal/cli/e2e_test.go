@@ -44,7 +44,9 @@ func newE2E(t *testing.T) *e2e {
 // command builds an agentkernel command; stdin is /dev/null unless set.
 func (e *e2e) command(ctx context.Context, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, e.bin, args...)
-	c.Env = append(os.Environ(), "AGENTKERNEL_ROOT="+e.root, "AGENTKERNEL_AGENT="+e.agent)
+	// The warm pool is off unless a test turns it on: its background
+	// maintainer would outlive the command being checked.
+	c.Env = append(os.Environ(), "AGENTKERNEL_ROOT="+e.root, "AGENTKERNEL_AGENT="+e.agent, "AGENTKERNEL_POOL=0")
 	c.WaitDelay = 5 * time.Second
 	return c
 }

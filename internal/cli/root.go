@@ -99,7 +99,7 @@ they cannot escape: Linux namespaces natively, microVMs where the host allows.
 		a.newPsCmd(), a.newLogsCmd(), a.newKillCmd())
 	add("sandbox", a.newSandboxCmd())
 	add("sandbox", a.sandboxSubcommands()...)
-	add("host", a.newGCCmd(), a.newDoctorCmd(), a.newVersionCmd())
+	add("host", a.newGCCmd(), a.newPoolCmd(), a.newDoctorCmd(), a.newVersionCmd())
 	root.SetHelpCommandGroupID("host")
 	root.SetCompletionCommandGroupID("host")
 	return root

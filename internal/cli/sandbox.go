@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -194,7 +195,7 @@ func (a *app) eachSandbox(cmd *cobra.Command, names []string, agent bool,
 }
 
 func (a *app) newListCmd() *cobra.Command {
-	var asJSON, quiet bool
+	var asJSON, quiet, all bool
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -208,6 +209,9 @@ func (a *app) newListCmd() *cobra.Command {
 			infos, err := mgr.List(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if !all {
+				infos = slices.DeleteFunc(infos, func(in *service.Info) bool { return in.Pooled })
 			}
 			switch {
 			case asJSON:
@@ -226,6 +230,7 @@ func (a *app) newListCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the names")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "include the warm pool's unclaimed sandboxes")
 	return cmd
 }
 

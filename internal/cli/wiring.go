@@ -43,12 +43,19 @@ func (a *app) manager(ctx context.Context) (*service.Manager, error) {
 			return nil, fmt.Errorf("AGENTKERNEL_BACKEND: %w", err)
 		}
 	}
+	poolSize, poolIdle, err := poolSettings(a.getenv)
+	if err != nil {
+		return nil, err
+	}
 	mgr, err := service.New(ctx, service.Options{
 		Root:           a.root,
 		Registry:       newRegistry(a.root, agentPath, a.logger),
 		Images:         newImageStore(a.root),
 		DefaultBackend: defaultBackend,
 		Logger:         a.logger,
+		PoolSize:       poolSize,
+		PoolIdle:       poolIdle,
+		Background:     a.spawnMaintainer,
 	})
 	if err != nil {
 		return nil, err

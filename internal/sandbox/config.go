@@ -73,6 +73,10 @@ type Config struct {
 	Files   []File   `json:"files,omitempty"`
 
 	TTL time.Duration `json:"ttl,omitempty"` // 0: lives until removed
+	// IdleTimeout stops the sandbox once it has had no request and no
+	// process for this long (0: never). Warm-pool sandboxes use it so an
+	// unused pool frees itself without a daemon.
+	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
 }
 
 // Validate reports the first problem in a resolved config.
@@ -126,8 +130,8 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	if c.TTL < 0 {
-		return bad("negative ttl")
+	if c.TTL < 0 || c.IdleTimeout < 0 {
+		return bad("negative ttl or idle timeout")
 	}
 	return nil
 }

@@ -23,6 +23,8 @@ type Info struct {
 	ExpiresAt *time.Time     `json:"expires_at,omitempty"`
 	// PID is the sandbox's init process on the host, while running.
 	PID int `json:"pid,omitempty"`
+	// Pooled marks a warm-pool sandbox no run has claimed yet.
+	Pooled bool `json:"pooled,omitempty"`
 }
 
 // CreateRequest asks for a new sandbox.

@@ -75,40 +75,62 @@ func (m *Manager) exec(ctx context.Context, rec *state.Record, c *agentv1.Client
 	return st, nil
 }
 
-// Run creates and starts an ephemeral sandbox, runs one command in it and
-// removes it (unless req.Keep), also when ctx is cancelled.
+// Run runs one command in an ephemeral sandbox: created and started for it
+// (or claimed from the warm pool, see pool.go) and removed afterwards unless
+// req.Keep — also when ctx is cancelled.
 func (m *Manager) Run(ctx context.Context, req RunRequest) (*Info, agentv1.ExitStatus, error) {
 	var none agentv1.ExitStatus
 	if err := req.Exec.Spec.Validate(); err != nil {
 		return nil, none, agentError(err)
 	}
-	if req.Create.Name == "" {
-		req.Create.Name = generateName("run")
-	}
-	info, err := m.Create(ctx, req.Create)
-	if err != nil {
-		return nil, none, err
-	}
-	cleanup := func() error {
-		if req.Keep {
-			return nil
+	key, poolReq, pooled := m.poolable(ctx, req)
+	var rec *state.Record
+	if pooled {
+		if err := m.writePoolSpec(key, poolReq); err != nil {
+			m.log.Warn("recording the pool configuration", "err", err)
 		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		return m.Remove(cctx, info.Name)
+		rec = m.claim(ctx, key, req.Create.Config)
 	}
-	if info, err = m.Start(ctx, info.Name); err != nil {
-		return nil, none, errors.Join(err, cleanup())
+	if rec == nil {
+		create := req.Create
+		if create.Name == "" {
+			create.Name = generateName("run")
+		}
+		if _, err := m.Create(ctx, create); err != nil {
+			return nil, none, err
+		}
+		if _, err := m.Start(ctx, create.Name); err != nil {
+			return nil, none, errors.Join(err, m.cleanupRun(ctx, req, false, create.Name))
+		}
+		var err error
+		if rec, err = m.resolveName(create.Name); err != nil {
+			return nil, none, err
+		}
 	}
-	rec, c, err := m.running(ctx, info.Name, sandbox.OpExec)
+	info := m.info(ctx, rec)
+	c, err := m.client(rec)
 	if err != nil {
-		return info, none, errors.Join(err, cleanup())
+		return info, none, errors.Join(err, m.cleanupRun(ctx, req, pooled, rec.Name))
 	}
 	st, err := m.exec(ctx, rec, c, req.Exec)
-	if cerr := cleanup(); cerr != nil {
+	if cerr := m.cleanupRun(ctx, req, pooled, rec.Name); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("removing ephemeral sandbox: %w", cerr))
 	}
 	return info, st, err
+}
+
+// cleanupRun removes a run's sandbox: in the background when the pool is
+// in use, else right away (under its own timeout if ctx was cancelled).
+func (m *Manager) cleanupRun(ctx context.Context, req RunRequest, pooled bool, name string) error {
+	if req.Keep {
+		return nil
+	}
+	if pooled {
+		return m.retire(ctx, name)
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	return m.Remove(cctx, name)
 }
 
 // Attach starts an interactive process the caller drives (PTY, resize, signals).

@@ -19,6 +19,12 @@ import (
 // Create records a new sandbox (not started). Nothing is stored when any
 // input is invalid.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Info, error) {
+	return m.create(ctx, req, "")
+}
+
+// create records a sandbox; a non-empty pool key makes it a pool sandbox
+// that expires unless a run claims it.
+func (m *Manager) create(ctx context.Context, req CreateRequest, pool string) (*Info, error) {
 	name := req.Name
 	if name == "" {
 		name = generateName("sb")
@@ -40,9 +46,13 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Info, error) 
 	now := time.Now().UTC()
 	rec := &state.Record{
 		ID: uuid.NewString(), Name: name, Backend: b.Type(), Status: sandbox.StatusCreated,
-		Config: req.Config, RootFS: rootfs, CreatedAt: now,
+		Config: req.Config, RootFS: rootfs, CreatedAt: now, Pool: pool,
 	}
-	if req.Config.TTL > 0 {
+	switch {
+	case pool != "":
+		exp := now.Add(m.poolIdle())
+		rec.ExpiresAt = &exp
+	case req.Config.TTL > 0:
 		exp := now.Add(req.Config.TTL)
 		rec.ExpiresAt = &exp
 	}
@@ -245,7 +255,9 @@ func (m *Manager) GC(ctx context.Context) ([]string, error) {
 	var errs []error
 	now := time.Now()
 	for _, r := range recs {
-		expired := r.ExpiresAt != nil && now.After(*r.ExpiresAt)
+		// A pool sandbox whose agent stopped itself (idle) is as good as expired.
+		expired := r.ExpiresAt != nil && now.After(*r.ExpiresAt) ||
+			r.Pool != "" && r.Status == sandbox.StatusRunning && !m.alive(ctx, r)
 		_, err := m.locked(ctx, r.Name, func(rec *state.Record) (bool, error) {
 			if expired {
 				return false, m.removeLocked(ctx, rec)

@@ -33,6 +33,16 @@ type Options struct {
 	// DefaultBackend is used when a request names none; empty: auto-detect.
 	DefaultBackend string
 	Logger         *slog.Logger
+
+	// PoolSize is how many started sandboxes Run keeps warm per
+	// configuration; 0 disables the pool. See pool.go.
+	PoolSize int
+	// PoolIdle is how long an unclaimed pool sandbox lives (default 5m).
+	PoolIdle time.Duration
+	// Background runs MaintainPool away from the caller (the CLI starts a
+	// detached process). Required for the pool: Run hands it the removal
+	// of finished sandboxes and the refill.
+	Background func() error
 }
 
 // Manager is the sandbox manager. It is safe for concurrent use, also by
@@ -162,6 +172,7 @@ func (m *Manager) info(ctx context.Context, rec *state.Record) *Info {
 	in := &Info{
 		ID: rec.ID, Name: rec.Name, Backend: rec.Backend, Status: m.observed(ctx, rec),
 		Config: rec.Config, CreatedAt: rec.CreatedAt, StartedAt: rec.StartedAt, ExpiresAt: rec.ExpiresAt,
+		Pooled: rec.Pool != "",
 	}
 	if in.Status == sandbox.StatusRunning && rec.Runtime != nil {
 		in.PID = rec.Runtime.PID

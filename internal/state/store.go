@@ -40,6 +40,9 @@ type Record struct {
 	StartedAt *time.Time       `json:"started_at,omitempty"`
 	ExpiresAt *time.Time       `json:"expires_at,omitempty"`
 	Runtime   *sandbox.Runtime `json:"runtime,omitempty"`
+	// Pool is the warm-pool key of a started sandbox nobody has claimed
+	// yet; empty for every other sandbox.
+	Pool string `json:"pool,omitempty"`
 }
 
 // Store keeps sandbox records under a directory.
@@ -69,7 +72,7 @@ func (s *Store) Create(rec *Record) error {
 	if err != nil {
 		return fmt.Errorf("creating sandbox directory: %w", err)
 	}
-	if err := writeRecord(tmp, rec); err != nil {
+	if err := writeRecord(tmp, rec, true); err != nil {
 		os.RemoveAll(tmp)
 		return err
 	}
@@ -108,15 +111,27 @@ func readRecord(dir, name string) (*Record, error) {
 	return &rec, nil
 }
 
-// Save replaces a record atomically. The caller holds the sandbox's lock.
+// Save replaces a record atomically and durably. The caller holds the
+// sandbox's lock.
 func (s *Store) Save(rec *Record) error {
+	return s.save(rec, true)
+}
+
+// SaveVolatile is Save without the fsync, for changes a crash may lose
+// without harm: after a host crash no sandbox runs any more, so the warm
+// pool's claims and a finished run's expiry mean nothing then.
+func (s *Store) SaveVolatile(rec *Record) error {
+	return s.save(rec, false)
+}
+
+func (s *Store) save(rec *Record, durable bool) error {
 	if _, err := os.Stat(s.Dir(rec.Name)); err != nil {
 		return fmt.Errorf("sandbox %q: %w", rec.Name, errdefs.ErrNotFound)
 	}
-	return writeRecord(s.Dir(rec.Name), rec)
+	return writeRecord(s.Dir(rec.Name), rec, durable)
 }
 
-func writeRecord(dir string, rec *Record) error {
+func writeRecord(dir string, rec *Record, durable bool) error {
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding sandbox state: %w", err)
@@ -130,9 +145,11 @@ func writeRecord(dir string, rec *Record) error {
 		f.Close()
 		return fmt.Errorf("writing sandbox state: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("writing sandbox state: %w", err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("writing sandbox state: %w", err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing sandbox state: %w", err)
@@ -196,6 +213,13 @@ func (s *Store) RemoveStale(age time.Duration) int {
 		}
 	}
 	return n
+}
+
+// TryLock takes the named sandbox's mutation lock only if nobody holds it.
+func (s *Store) TryLock(name string) (func(), error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // Lock tries once before it looks at ctx
+	return s.Lock(ctx, name)
 }
 
 // Lock takes the named sandbox's mutation lock, waiting until ctx ends. The

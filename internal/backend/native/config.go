@@ -87,6 +87,9 @@ func buildInitConfig(spec *sandbox.Spec, ids idMap) (initConfig, []*os.File, err
 		AgentArgs:    []string{"agentkernel-agent", "-listen-fd", "3"},
 		AgentEnv:     []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"},
 	}
+	if d := spec.Config.IdleTimeout; d > 0 {
+		cfg.AgentArgs = append(cfg.AgentArgs, "-idle-exit", d.String())
+	}
 	if ids.Size > 5 {
 		cfg.TTYGid = 5 // the tty group of Debian and most distributions
 	}

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runPooled runs agentkernel with the warm pool on.
+func (e *e2e) runPooled(args ...string) string {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := e.command(ctx, args...)
+	c.Env = append(c.Env, "AGENTKERNEL_POOL=1") // the last value wins
+	var out, errOut bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errOut
+	if err := c.Run(); err != nil {
+		e.t.Fatalf("agentkernel %q: %v\n%s", args, err, errOut.String())
+	}
+	return out.String()
+}
+
+// waitPool waits until the only sandbox is one unclaimed pool sandbox
+// (the background maintainer removed the finished run and refilled) and
+// returns its name.
+func (e *e2e) waitPool(not string) string {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var infos []struct {
+			Name   string `json:"name"`
+			Pooled bool   `json:"pooled"`
+		}
+		json.Unmarshal([]byte(e.ok("list", "--all", "--json")), &infos)
+		if len(infos) == 1 && infos[0].Pooled && infos[0].Name != not {
+			return infos[0].Name
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("pool never settled: %+v", infos)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRunWarmPool(t *testing.T) {
+	e := newE2E(t)
+	if out := e.runPooled("run", "--", "echo", "hello"); out != "hello\n" {
+		t.Fatalf("first run: %q", out)
+	}
+	warm := e.waitPool("")
+	if infos := e.list(); len(infos) != 0 {
+		t.Fatalf("list without --all shows pool sandboxes: %v", infos)
+	}
+	// The next run claims the warm sandbox: its hostname is the sandbox name.
+	if out := e.runPooled("run", "-e", "X=1", "--", "sh", "-c", "echo $X; hostname"); out != "1\n"+warm+"\n" {
+		t.Fatalf("second run printed %q, want it to run in %s", out, warm)
+	}
+	next := e.waitPool(warm)
+	if out := e.ok("pool", "drain"); strings.TrimSpace(out) != next {
+		t.Fatalf("drain removed %q, want %s", out, next)
+	}
+	if out := e.ok("list", "--all", "--quiet"); out != "" {
+		t.Fatalf("after drain: %q", out)
+	}
+}

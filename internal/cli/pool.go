@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+)
+
+// Defaults of the warm pool `run` uses (see internal/service/pool.go).
+const (
+	defaultPoolSize = 1
+	defaultPoolIdle = 5 * time.Minute
+)
+
+// poolSettings reads AGENTKERNEL_POOL (sandboxes kept warm per
+// configuration; 0 turns the pool off) and AGENTKERNEL_POOL_IDLE (how long
+// an unused one lives).
+func poolSettings(getenv func(string) string) (size int, idle time.Duration, err error) {
+	size, idle = defaultPoolSize, defaultPoolIdle
+	if v := getenv("AGENTKERNEL_POOL"); v != "" {
+		if size, err = strconv.Atoi(v); err != nil || size < 0 || size > 64 {
+			return 0, 0, fmt.Errorf("AGENTKERNEL_POOL=%q: want a number from 0 to 64: %w", v, errdefs.ErrInvalidArgument)
+		}
+	}
+	if v := getenv("AGENTKERNEL_POOL_IDLE"); v != "" {
+		if idle, err = time.ParseDuration(v); err != nil || idle <= 0 {
+			return 0, 0, fmt.Errorf("AGENTKERNEL_POOL_IDLE=%q: want a positive duration such as 5m: %w", v, errdefs.ErrInvalidArgument)
+		}
+	}
+	return size, idle, nil
+}
+
+// spawnMaintainer starts `agentkernel pool maintain` detached (own session,
+// no stdio), so removing a finished run's sandbox and refilling the pool
+// happen after this process has exited.
+func (a *app) spawnMaintainer() error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	cmd := exec.Command(self, "--root", a.root, "pool", "maintain")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	return cmd.Process.Release()
+}
+
+func (a *app) newPoolCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pool",
+		Short: "Manage the warm pool of started sandboxes that run claims",
+		Args:  exactArgs(0, "a subcommand"),
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "drain",
+		Short: "Remove every unclaimed pool sandbox",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: a.wrap(func(cmd *cobra.Command, _ []string) error {
+			mgr, err := a.manager(cmd.Context())
+			if err != nil {
+				return err
+			}
+			removed, err := mgr.DrainPool(cmd.Context())
+			for _, n := range removed {
+				fmt.Fprintln(a.stdout, n)
+			}
+			return err
+		}),
+	}, &cobra.Command{
+		Use:    "maintain",
+		Short:  "Remove finished run sandboxes and refill the pool (started by run)",
+		Hidden: true,
+		Args:   exactArgs(0, "no arguments"),
+		RunE: a.wrap(func(cmd *cobra.Command, _ []string) error {
+			mgr, err := a.manager(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return mgr.MaintainPool(cmd.Context())
+		}),
+	})
+	return cmd
+}

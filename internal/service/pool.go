@@ -1,0 +1,223 @@
+package service
+
+// The warm pool makes `run` fast without a daemon. Run claims a sandbox
+// that an earlier run left started for the same configuration, and after
+// its command hands the removal and a refill to Options.Background (a
+// detached process in the CLI), so neither start-up nor teardown is on the
+// caller's path. Pool sandboxes stop themselves after PoolIdle unused (the
+// agent's idle exit), and a configuration nobody ran for PoolIdle is not
+// refilled: an idle machine ends up with no pool at all.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/agentkernel-go/agentkernel/internal/sandbox"
+	"github.com/agentkernel-go/agentkernel/internal/state"
+)
+
+const defaultPoolIdle = 5 * time.Minute
+
+func (m *Manager) poolIdle() time.Duration {
+	if m.opts.PoolIdle > 0 {
+		return m.opts.PoolIdle
+	}
+	return defaultPoolIdle
+}
+
+func (m *Manager) poolDir() string { return filepath.Join(m.opts.Root, "pool") }
+
+// poolable reports whether a run may use the pool, and with which key and
+// sandbox config. Exec-time settings (env, workdir, user) do not split the
+// pool; host mounts and injected files do not pool at all.
+func (m *Manager) poolable(ctx context.Context, req RunRequest) (key string, create CreateRequest, ok bool) {
+	c := req.Create
+	if m.opts.PoolSize <= 0 || m.opts.Background == nil || c.Name != "" || req.Keep ||
+		len(c.Config.Mounts) > 0 || len(c.Config.Files) > 0 || c.Config.TTL > 0 {
+		return "", CreateRequest{}, false
+	}
+	b, err := m.pickBackend(ctx, c.Backend)
+	if err != nil {
+		return "", CreateRequest{}, false
+	}
+	cfg := c.Config
+	cfg.Env, cfg.WorkDir, cfg.User = nil, "", ""
+	cfg.IdleTimeout = m.poolIdle()
+	create = CreateRequest{Backend: string(b.Type()), Config: cfg}
+	raw, _ := json.Marshal(create)
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:8]), create, true
+}
+
+// claim takes a live pool sandbox of key for the caller, giving it the
+// request's exec-time settings. It never waits for a lock another process holds.
+func (m *Manager) claim(ctx context.Context, key string, cfg sandbox.Config) *state.Record {
+	recs, err := m.store.List()
+	if err != nil {
+		return nil
+	}
+	for _, r := range recs {
+		if r.Pool != key {
+			continue
+		}
+		unlock, err := m.store.TryLock(r.Name)
+		if err != nil {
+			continue
+		}
+		rec, err := m.store.Load(r.Name)
+		if err == nil && rec.Pool == key && m.alive(ctx, rec) {
+			rec.Pool, rec.ExpiresAt = "", nil
+			rec.Config.Env, rec.Config.WorkDir, rec.Config.User = cfg.Env, cfg.WorkDir, cfg.User
+			if m.store.SaveVolatile(rec) == nil {
+				unlock()
+				return rec
+			}
+		}
+		unlock()
+	}
+	return nil
+}
+
+// writePoolSpec records (or refreshes the use time of) a pooled configuration.
+func (m *Manager) writePoolSpec(key string, create CreateRequest) error {
+	path := filepath.Join(m.poolDir(), key+".json")
+	now := time.Now()
+	if err := os.Chtimes(path, now, now); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(m.poolDir(), 0o700); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(create)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp-" + generateName("w")
+	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// retire marks a finished run's sandbox expired so the background
+// maintainer (or any gc) removes it, and starts the maintainer. If the
+// maintainer cannot start, it removes the sandbox itself.
+func (m *Manager) retire(ctx context.Context, name string) error {
+	_, err := m.locked(ctx, name, func(rec *state.Record) (bool, error) {
+		m.forgetClient(rec)
+		now := time.Now()
+		rec.ExpiresAt = &now
+		return false, m.store.SaveVolatile(rec)
+	})
+	if err == nil {
+		if err = m.opts.Background(); err == nil {
+			return nil
+		}
+		m.log.Warn("starting the pool maintainer", "err", err)
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	return m.Remove(cctx, name)
+}
+
+// MaintainPool removes finished and expired sandboxes (gc) and starts pool
+// sandboxes until every configuration used within PoolIdle has PoolSize
+// of them. Maintainers of one data root run one at a time.
+func (m *Manager) MaintainPool(ctx context.Context) error {
+	if err := os.MkdirAll(m.poolDir(), 0o700); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(m.poolDir(), "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("locking the pool: %w", err)
+	}
+	_, gcErr := m.GC(ctx)
+	specs, _ := filepath.Glob(filepath.Join(m.poolDir(), "*.json"))
+	var errs []error
+	for _, path := range specs {
+		key := strings.TrimSuffix(filepath.Base(path), ".json")
+		if err := m.fillPool(ctx, key, path); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(append(errs, gcErr)...)
+}
+
+func (m *Manager) fillPool(ctx context.Context, key, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	if time.Since(fi.ModTime()) > m.poolIdle() {
+		return os.Remove(path) // nobody ran this configuration lately
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var create CreateRequest
+	if err := json.Unmarshal(raw, &create); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("pool spec %s: %w", path, err)
+	}
+	recs, err := m.store.List()
+	if err != nil {
+		return err
+	}
+	have := 0
+	for _, r := range recs {
+		if r.Pool == key && m.alive(ctx, r) {
+			have++
+		}
+	}
+	for ; have < m.opts.PoolSize; have++ {
+		create.Name = generateName("run")
+		if _, err := m.create(ctx, create, key); err != nil {
+			return err
+		}
+		if _, err := m.Start(ctx, create.Name); err != nil {
+			return errors.Join(err, m.Remove(context.WithoutCancel(ctx), create.Name))
+		}
+	}
+	return nil
+}
+
+// DrainPool removes every unclaimed pool sandbox and forgets the pooled
+// configurations, returning the names removed.
+func (m *Manager) DrainPool(ctx context.Context) ([]string, error) {
+	specs, _ := filepath.Glob(filepath.Join(m.poolDir(), "*.json"))
+	for _, p := range specs {
+		os.Remove(p)
+	}
+	recs, err := m.store.List()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, r := range recs {
+		if r.Pool == "" {
+			continue
+		}
+		if err := m.Remove(ctx, r.Name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, r.Name)
+	}
+	return removed, errors.Join(errs...)
+}
