@@ -32,6 +32,7 @@ fi
 export AGENTKERNEL_ROOT=$BENCH_TMP/root
 
 bench_cleanup() {
+	"$AK" pool drain >/dev/null 2>&1 || true # waits for a maintainer at work
 	"$AK" remove --all --force >/dev/null 2>&1 || true
 	rm -rf "$BENCH_TMP"
 }

@@ -70,9 +70,11 @@ chmod 1777 "$TEST_TMPDIR"
 before=$(mktemp)
 host_state | sort >"$before"
 
+# -p 1: one test binary at a time, so each package's leak checks see only
+# what its own tests started.
 section "test"
 status=0
-TMPDIR=$TEST_TMPDIR go test -count=1 -timeout 35m ./... || status=$?
+TMPDIR=$TEST_TMPDIR go test -p 1 -count=1 -timeout 35m ./... || status=$?
 
 section "leak check"
 leaked=""

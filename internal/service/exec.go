@@ -83,7 +83,7 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*Info, agentv1.ExitS
 	if err := req.Exec.Spec.Validate(); err != nil {
 		return nil, none, agentError(err)
 	}
-	key, poolReq, pooled := m.poolable(ctx, req)
+	key, poolReq, pooled := m.poolable(req)
 	var rec *state.Record
 	if pooled {
 		if err := m.writePoolSpec(key, poolReq); err != nil {
@@ -100,7 +100,8 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*Info, agentv1.ExitS
 			return nil, none, err
 		}
 		if _, err := m.Start(ctx, create.Name); err != nil {
-			return nil, none, errors.Join(err, m.cleanupRun(ctx, req, false, create.Name))
+			// A sandbox that cannot start is no use to keep either.
+			return nil, none, errors.Join(err, m.removeNow(ctx, create.Name))
 		}
 		var err error
 		if rec, err = m.resolveName(create.Name); err != nil {
@@ -128,6 +129,11 @@ func (m *Manager) cleanupRun(ctx context.Context, req RunRequest, pooled bool, n
 	if pooled {
 		return m.retire(ctx, name)
 	}
+	return m.removeNow(ctx, name)
+}
+
+// removeNow removes a sandbox even when ctx was cancelled.
+func (m *Manager) removeNow(ctx context.Context, name string) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	return m.Remove(cctx, name)

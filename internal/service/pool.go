@@ -39,21 +39,22 @@ func (m *Manager) poolDir() string { return filepath.Join(m.opts.Root, "pool") }
 
 // poolable reports whether a run may use the pool, and with which key and
 // sandbox config. Exec-time settings (env, workdir, user) do not split the
-// pool; host mounts and injected files do not pool at all.
-func (m *Manager) poolable(ctx context.Context, req RunRequest) (key string, create CreateRequest, ok bool) {
+// pool; host mounts and injected files do not pool at all. The key holds
+// the backend as asked for (empty: auto-detected), so claiming needs no probe.
+func (m *Manager) poolable(req RunRequest) (key string, create CreateRequest, ok bool) {
 	c := req.Create
 	if m.opts.PoolSize <= 0 || m.opts.Background == nil || c.Name != "" || req.Keep ||
 		len(c.Config.Mounts) > 0 || len(c.Config.Files) > 0 || c.Config.TTL > 0 {
 		return "", CreateRequest{}, false
 	}
-	b, err := m.pickBackend(ctx, c.Backend)
-	if err != nil {
-		return "", CreateRequest{}, false
-	}
 	cfg := c.Config
 	cfg.Env, cfg.WorkDir, cfg.User = nil, "", ""
 	cfg.IdleTimeout = m.poolIdle()
-	create = CreateRequest{Backend: string(b.Type()), Config: cfg}
+	backend := c.Backend
+	if backend == "" {
+		backend = m.opts.DefaultBackend
+	}
+	create = CreateRequest{Backend: backend, Config: cfg}
 	raw, _ := json.Marshal(create)
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:8]), create, true
@@ -125,26 +126,18 @@ func (m *Manager) retire(ctx context.Context, name string) error {
 		}
 		m.log.Warn("starting the pool maintainer", "err", err)
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	return m.Remove(cctx, name)
+	return m.removeNow(ctx, name)
 }
 
 // MaintainPool removes finished and expired sandboxes (gc) and starts pool
 // sandboxes until every configuration used within PoolIdle has PoolSize
 // of them. Maintainers of one data root run one at a time.
 func (m *Manager) MaintainPool(ctx context.Context) error {
-	if err := os.MkdirAll(m.poolDir(), 0o700); err != nil {
-		return err
-	}
-	lock, err := os.OpenFile(filepath.Join(m.poolDir(), "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	unlock, err := m.lockPool()
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return fmt.Errorf("locking the pool: %w", err)
-	}
+	defer unlock()
 	_, gcErr := m.GC(ctx)
 	specs, _ := filepath.Glob(filepath.Join(m.poolDir(), "*.json"))
 	var errs []error
@@ -196,9 +189,32 @@ func (m *Manager) fillPool(ctx context.Context, key, path string) error {
 	return nil
 }
 
+// lockPool serialises pool maintenance between the processes sharing the
+// data root. The returned function releases the lock.
+func (m *Manager) lockPool() (func(), error) {
+	if err := os.MkdirAll(m.poolDir(), 0o700); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(m.poolDir(), "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("locking the pool: %w", err)
+	}
+	return func() { lock.Close() }, nil
+}
+
 // DrainPool removes every unclaimed pool sandbox and forgets the pooled
-// configurations, returning the names removed.
+// configurations, returning the names removed. It waits for a maintainer
+// at work; one that runs later finds nothing to refill.
 func (m *Manager) DrainPool(ctx context.Context) ([]string, error) {
+	unlock, err := m.lockPool()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	specs, _ := filepath.Glob(filepath.Join(m.poolDir(), "*.json"))
 	for _, p := range specs {
 		os.Remove(p)

@@ -111,6 +111,7 @@ func TestPoolClaimsAndRefills(t *testing.T) {
 	// A pool sandbox that died is replaced.
 	in, _ := m.Get(t.Context(), refilled[0])
 	syscall.Kill(in.PID, syscall.SIGKILL)
+	waitStopped(t, m, refilled[0])
 	if err := m.MaintainPool(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestPoolClaimsAndRefills(t *testing.T) {
 }
 
 func TestPoolIdleExpiry(t *testing.T) {
-	m, wait := poolManager(t, 500*time.Millisecond)
+	m, wait := poolManager(t, 2*time.Second)
 	runIn(t, m, nil, "true")
 	wait()
 	warm := pooled(t, m)
@@ -134,21 +135,27 @@ func TestPoolIdleExpiry(t *testing.T) {
 	}
 	// Unused, the pool sandbox stops itself; maintenance then removes it
 	// and does not refill a configuration nobody ran lately.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		in, err := m.Get(t.Context(), warm[0])
-		if err == nil && in.Status == sandbox.StatusStopped {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("idle pool sandbox still %+v", in)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitStopped(t, m, warm[0])
 	if err := m.MaintainPool(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if left := pooled(t, m); len(left) != 0 {
 		t.Fatalf("pool after idling: %v", left)
+	}
+}
+
+// waitStopped waits until a sandbox reads as stopped.
+func waitStopped(t *testing.T, m *service.Manager, name string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		in, err := m.Get(t.Context(), name)
+		if err == nil && in.Status == sandbox.StatusStopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sandbox %s still %+v (%v)", name, in, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

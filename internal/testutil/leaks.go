@@ -85,6 +85,8 @@ func (before HostState) LeakedSince() []string {
 
 // CheckNoLeaks fails t if anything appeared on the host since before,
 // allowing a few seconds for the kernel to release what is being torn down.
+// It sees the whole host, so it assumes no other test binary starts
+// sandboxes meanwhile: scripts/test.sh runs packages one at a time (-p 1).
 func CheckNoLeaks(t testing.TB, before HostState) {
 	t.Helper()
 	var leaked []string

@@ -34,6 +34,12 @@ type Backend struct {
 
 	probeOnce sync.Once
 	probeErr  error
+
+	// The cgroup layout is read once per Backend (mountinfo does not change
+	// under a running agentkernel in practice).
+	layoutOnce sync.Once
+	layout     *cgroups.Layout
+	layoutErr  error
 }
 
 var _ sandbox.Backend = (*Backend)(nil)

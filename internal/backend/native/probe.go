@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -81,16 +80,9 @@ func (b *Backend) probe() error {
 	return nil
 }
 
-var (
-	layoutOnce sync.Once
-	layout     *cgroups.Layout
-	layoutErr  error
-)
-
-// cgroupLayout detects the cgroup hierarchies once per process.
 func (b *Backend) cgroupLayout() (*cgroups.Layout, error) {
-	layoutOnce.Do(func() { layout, layoutErr = cgroups.Detect() })
-	return layout, layoutErr
+	b.layoutOnce.Do(func() { b.layout, b.layoutErr = cgroups.Detect() })
+	return b.layout, b.layoutErr
 }
 
 func kernelVersion(release string) [2]int {
