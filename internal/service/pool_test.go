@@ -11,8 +11,6 @@ import (
 	"time"
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
-	"github.com/agentkernel-go/agentkernel/internal/backend/native"
-	"github.com/agentkernel-go/agentkernel/internal/image"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/service"
 	"github.com/agentkernel-go/agentkernel/internal/testutil"
@@ -21,28 +19,17 @@ import (
 // poolManager returns a manager with a warm pool whose background work runs
 // in a goroutine; wait() returns once the last one finished.
 func poolManager(t *testing.T, idle time.Duration) (*service.Manager, func()) {
-	testutil.RequireRoot(t)
-	root := t.TempDir()
 	done := make(chan error, 16)
 	var m *service.Manager
-	m, err := service.New(context.Background(), service.Options{
-		Root:     root,
-		Registry: sandbox.NewRegistry(native.New(native.Options{AgentPath: testutil.BuildBinary(t, "agentkernel-agent"), Root: root})),
-		Images:   image.NewStore(root),
-		PoolSize: 1,
-		PoolIdle: idle,
-		Background: func() error {
+	m = newManager(t, func(o *service.Options) {
+		o.PoolSize, o.PoolIdle = 1, idle
+		o.Background = func() error {
 			go func() { done <- m.MaintainPool(context.Background()) }()
 			return nil
-		},
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		m.DrainPool(context.Background())
-		m.Close()
-	})
+	// Registered after newManager's, so it runs first: drain, then close.
+	t.Cleanup(func() { m.DrainPool(context.Background()) })
 	return m, func() {
 		t.Helper()
 		select {

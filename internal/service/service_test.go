@@ -26,16 +26,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// newManager returns a manager over a temp root with the native backend.
-func newManager(tb testing.TB) *service.Manager {
+// newManager returns a manager over a temp root with the native backend;
+// edit, if given, adjusts its options.
+func newManager(tb testing.TB, edit ...func(*service.Options)) *service.Manager {
 	tb.Helper()
 	testutil.RequireRoot(tb)
 	root := tb.TempDir()
-	m, err := service.New(context.Background(), service.Options{
+	opts := service.Options{
 		Root:     root,
 		Registry: sandbox.NewRegistry(native.New(native.Options{AgentPath: testutil.BuildBinary(tb, "agentkernel-agent"), Root: root})),
 		Images:   image.NewStore(root),
-	})
+	}
+	for _, e := range edit {
+		e(&opts)
+	}
+	m, err := service.New(context.Background(), opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
