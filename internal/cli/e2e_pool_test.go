@@ -24,19 +24,20 @@ func (e *e2e) runPooled(args ...string) string {
 	return out.String()
 }
 
-// waitPool waits until the only sandbox is one unclaimed pool sandbox
-// (the background maintainer removed the finished run and refilled) and
-// returns its name.
+// waitPool waits until the only sandbox is one unclaimed, started pool
+// sandbox (the background maintainer removed the finished run and
+// refilled) and returns its name.
 func (e *e2e) waitPool(not string) string {
 	e.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var infos []struct {
 			Name   string `json:"name"`
+			Status string `json:"status"`
 			Pooled bool   `json:"pooled"`
 		}
 		json.Unmarshal([]byte(e.ok("list", "--all", "--json")), &infos)
-		if len(infos) == 1 && infos[0].Pooled && infos[0].Name != not {
+		if len(infos) == 1 && infos[0].Pooled && infos[0].Status == "running" && infos[0].Name != not {
 			return infos[0].Name
 		}
 		if time.Now().After(deadline) {

@@ -179,9 +179,15 @@ func (m *Manager) injectFiles(ctx context.Context, rec *state.Record) error {
 	return nil
 }
 
-// Stop stops a sandbox, keeping its filesystem. Stopping a stopped sandbox is a no-op.
+// stopGrace bounds a graceful stop: the agent signals every process with
+// SIGTERM, gives them 5 s, then SIGKILLs what is left and exits.
+const stopGrace = 10 * time.Second
+
+// Stop stops a sandbox gracefully (SIGTERM, then SIGKILL after a grace
+// period), keeping its filesystem. Stopping a stopped sandbox is a no-op.
 func (m *Manager) Stop(ctx context.Context, name string) (*Info, error) {
 	rec, err := m.locked(ctx, name, func(rec *state.Record) (bool, error) {
+		m.shutdownAgent(ctx, rec)
 		return true, m.stopLocked(ctx, rec)
 	})
 	if err != nil {
@@ -190,6 +196,30 @@ func (m *Manager) Stop(ctx context.Context, name string) (*Info, error) {
 	return m.info(ctx, rec), nil
 }
 
+// shutdownAgent asks a running sandbox's agent to end its processes
+// gracefully and waits (bounded) for the sandbox to exit; stopLocked then
+// kills whatever is left. Failures only make the stop less graceful.
+func (m *Manager) shutdownAgent(ctx context.Context, rec *state.Record) {
+	if !m.alive(ctx, rec) {
+		return
+	}
+	c, err := m.client(rec)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+	defer cancel()
+	if err := c.Shutdown(ctx); err != nil {
+		m.log.Debug("graceful stop", "name", rec.Name, "err", err)
+		return
+	}
+	for m.alive(ctx, rec) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stopLocked kills a sandbox's processes and releases its runtime
+// resources. Caller holds the lock.
 func (m *Manager) stopLocked(ctx context.Context, rec *state.Record) error {
 	if err := sandbox.Check(rec.Name, rec.Status, sandbox.OpStop); err != nil {
 		return err

@@ -160,3 +160,24 @@ func (s *suite) testDeadSandbox(t *testing.T) {
 		t.Fatalf("file after crash and restart = %q", got)
 	}
 }
+
+// testGracefulStop: stop gives processes a SIGTERM they can act on before
+// the sandbox ends.
+func (s *suite) testGracefulStop(t *testing.T) {
+	name := s.create(t, "graceful", nil)
+	if _, err := s.m.StartProcess(t.Context(), name, agentv1.ExecSpec{
+		Args: []string{"sh", "-c", "trap 'echo cleaned > /root/term; exit 0' TERM; while :; do sleep 0.05; done"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let the trap be installed
+	if _, err := s.m.Stop(t.Context(), name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.m.Start(t.Context(), name); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.sh(t, name, "cat /root/term"); got != "cleaned\n" {
+		t.Fatalf("the TERM handler's file = %q", got)
+	}
+}

@@ -56,6 +56,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Lifecycle", s.testLifecycle)
 	t.Run("BadInput", s.testBadInput)
 	t.Run("DeadSandbox", s.testDeadSandbox)
+	t.Run("GracefulStop", s.testGracefulStop)
 	t.Run("ExitCodes", s.testExitCodes)
 	t.Run("Stdin", s.testStdin)
 	t.Run("StreamLargeOutput", s.testLargeOutput)
