@@ -100,26 +100,3 @@ func HTTPStatus(err error) int {
 	}
 	return http.StatusInternalServerError
 }
-
-// FromHTTPStatus is the inverse of HTTPStatus, for clients of our own APIs.
-func FromHTTPStatus(code int) error {
-	switch code {
-	case http.StatusBadRequest:
-		return ErrInvalidArgument
-	case http.StatusNotFound:
-		return ErrNotFound
-	case http.StatusConflict:
-		return ErrFailedPrecondition
-	case http.StatusServiceUnavailable:
-		return ErrUnavailable
-	case http.StatusNotImplemented:
-		return ErrNotImplemented
-	case http.StatusForbidden:
-		return ErrPermissionDenied
-	case http.StatusGatewayTimeout:
-		return ErrDeadlineExceeded
-	case 499:
-		return ErrCanceled
-	}
-	return ErrInternal
-}

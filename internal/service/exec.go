@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
@@ -216,12 +215,4 @@ func (m *Manager) KillProcess(ctx context.Context, name, id string, sig int) (ag
 	}
 	p, err := c.KillProcess(ctx, id, sig)
 	return p, agentError(err)
-}
-
-// ExecTimeout converts a duration to the protocol's milliseconds, rounding up.
-func ExecTimeout(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
