@@ -7,11 +7,13 @@
 // native one (i386 via int 0x80, x32) fail with ENOSYS, so a deny-list
 // keyed on native syscall numbers cannot be bypassed through another ABI.
 //
-// The policy is declared for and assembled by elastic/go-seccomp-bpf
-// (profile.go); Install (install.go) runs in the native backend's init
-// stage, inside the sandbox's namespaces, on the OS thread that then execs
-// the agent. The package imports the sandbox model for the profile names
-// and errdefs, nothing else of the project.
+// The policies are declared in package policy and assembled there by
+// elastic/go-seccomp-bpf at build time (go generate writes
+// programs_amd64.go; architectures without prebuilt filters assemble them
+// when installing). Install runs in the native backend's init stage,
+// inside the sandbox's namespaces, on the OS thread that then execs the
+// agent. The package imports the sandbox model for the profile names and
+// errdefs, nothing else of the project.
 //
 // What each profile denies (beyond what the missing capabilities already
 // prevent):

@@ -1,6 +1,6 @@
 //go:build linux && amd64
 
-package seccomp
+package policy
 
 import (
 	"encoding/binary"
@@ -24,7 +24,7 @@ type filter struct {
 
 func compile(t *testing.T, o Options) *filter {
 	t.Helper()
-	p, err := Policy(o)
+	p, err := Policy("amd64", o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,21 +189,21 @@ func TestStrictProfile(t *testing.T) {
 }
 
 func TestUnconfinedAndInvalid(t *testing.T) {
-	p, err := Policy(Options{Profile: sandbox.SeccompUnconfined})
+	p, err := Policy("amd64", Options{Profile: sandbox.SeccompUnconfined})
 	if err != nil || p != nil {
 		t.Fatalf("unconfined: %v %v", p, err)
 	}
-	if _, err := Policy(Options{Profile: "bogus"}); err == nil {
+	if _, err := Policy("amd64", Options{Profile: "bogus"}); err == nil {
 		t.Fatal("bogus profile accepted")
 	}
-	d, err := Denied(Options{Profile: sandbox.SeccompDefault})
+	d, err := Denied("amd64", Options{Profile: sandbox.SeccompDefault})
 	if err != nil || !slices.Contains(d, "kexec_load") || slices.Contains(d, "read") {
 		t.Fatalf("Denied: %v %v", d, err)
 	}
 }
 
 func TestArchGuard(t *testing.T) {
-	raw, err := Program(Options{Profile: sandbox.SeccompDefault})
+	raw, err := Program("amd64", Options{Profile: sandbox.SeccompDefault})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestArchGuard(t *testing.T) {
 			t.Errorf("i386 %s: %#x, want ENOSYS", name, r)
 		}
 	}
-	if raw, err := Program(Options{Profile: sandbox.SeccompUnconfined}); raw != nil || err != nil {
+	if raw, err := Program("amd64", Options{Profile: sandbox.SeccompUnconfined}); raw != nil || err != nil {
 		t.Errorf("unconfined program: %v %v", raw, err)
 	}
 	_ = libseccomp.ActionAllow

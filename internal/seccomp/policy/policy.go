@@ -1,4 +1,4 @@
-package seccomp
+package policy
 
 import (
 	"fmt"
@@ -7,17 +7,18 @@ import (
 	libseccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
 
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 )
 
-// Options choose a filter.
+// Options choose a policy (the same fields as seccomp.Options, which
+// cannot be shared: seccomp builds on this package where no prebuilt
+// filter exists).
 type Options struct {
-	// Profile is sandbox.SeccompDefault, SeccompStrict or SeccompUnconfined.
-	Profile string
-	// AllowPtrace permits ptrace and its relatives (process_vm_*, kcmp,
-	// pidfd_getfd) and personality(ADDR_NO_RANDOMIZE), for debuggers. It is
-	// ignored by the strict profile.
+	Profile     string
 	AllowPtrace bool
 }
 
@@ -95,14 +96,46 @@ var strictDenied = []string{
 	"mknod", "mknodat",
 }
 
-// Policy returns the filter policy for o, or nil for the unconfined
-// profile. Names the running architecture does not have are left out.
-func Policy(o Options) (*libseccomp.Policy, error) {
-	info, err := arch.GetInfo("")
+// Policy returns the filter policy for o on goarch, or nil for the
+// unconfined profile. Names the architecture does not have are left out.
+func Policy(goarch string, o Options) (*libseccomp.Policy, error) {
+	info, err := arch.GetInfo(goarch)
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: %w: %w", err, errdefs.ErrUnavailable)
 	}
 	return policyFor(info, o)
+}
+
+// Program assembles the whole filter for o on goarch: a guard that fails
+// system calls of any other ABI with ENOSYS, then the policy. Nil for the
+// unconfined profile.
+func Program(goarch string, o Options) ([]bpf.RawInstruction, error) {
+	p, err := Policy(goarch, o)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	info, _ := arch.GetInfo(goarch)
+	insts, err := p.Assemble()
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: assembling the policy: %w", err)
+	}
+	raw, err := bpf.Assemble(append(archGuard(uint32(info.ID)), insts...))
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	return raw, nil
+}
+
+// archGuard fails every system call whose audit arch is not native: the
+// policy matches native syscall numbers only, and int 0x80 or x32 calls
+// would otherwise reach its default action (allow).
+func archGuard(native uint32) []bpf.Instruction {
+	const archOffset = 4 // struct seccomp_data { int nr; __u32 arch; ... }
+	return []bpf.Instruction{
+		bpf.LoadAbsolute{Off: archOffset, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: native, SkipTrue: 1},
+		bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+	}
 }
 
 func policyFor(info *arch.Info, o Options) (*libseccomp.Policy, error) {
@@ -189,8 +222,8 @@ const (
 
 // Denied lists the system calls the profile o denies unconditionally, for
 // documentation (`agentkernel doctor`) and tests.
-func Denied(o Options) ([]string, error) {
-	p, err := Policy(o)
+func Denied(goarch string, o Options) ([]string, error) {
+	p, err := Policy(goarch, o)
 	if err != nil || p == nil {
 		return nil, err
 	}
