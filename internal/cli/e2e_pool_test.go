@@ -68,3 +68,35 @@ func TestRunWarmPool(t *testing.T) {
 		t.Fatalf("after drain: %q", out)
 	}
 }
+
+// A run whose agentkernel process is killed outright (no cleanup runs)
+// leaves a sandbox that gc recognises as garbage: its owner is gone.
+func TestRunKilledThenGC(t *testing.T) {
+	e := newE2E(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := e.command(ctx, "run", "--", "sleep", "60")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if infos := e.list(); len(infos) == 1 && infos[0]["status"] == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the run's sandbox never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the command is running now
+	c.Process.Kill()                   // SIGKILL: no chance to clean up
+	c.Wait()
+	if infos := e.list(); len(infos) != 1 {
+		t.Fatalf("after the kill: %v", infos)
+	}
+	e.ok("gc")
+	if infos := e.list(); len(infos) != 0 {
+		t.Fatalf("gc left the orphaned run sandbox: %v", infos)
+	}
+}

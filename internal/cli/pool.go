@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,10 +38,10 @@ func poolSettings(getenv func(string) string) (size int, idle time.Duration, err
 	return size, idle, nil
 }
 
-// spawnMaintainer starts `agentkernel pool maintain` detached (own session,
-// no stdio), so removing a finished run's sandbox and refilling the pool
-// happen after this process has exited.
-func (a *app) spawnMaintainer() error {
+// spawnMaintainer starts `agentkernel pool maintain --remove NAME` detached
+// (own session, no stdio), so removing a finished run's sandbox and
+// refilling the pool happen after this process has exited.
+func (a *app) spawnMaintainer(remove string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -50,7 +51,7 @@ func (a *app) spawnMaintainer() error {
 		return err
 	}
 	defer null.Close()
-	cmd := exec.Command(self, "--root", a.root, "pool", "maintain")
+	cmd := exec.Command(self, "--root", a.root, "pool", "maintain", "--remove", remove)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -80,9 +81,15 @@ func (a *app) newPoolCmd() *cobra.Command {
 			}
 			return err
 		}),
-	}, &cobra.Command{
+	}, a.newPoolMaintainCmd())
+	return cmd
+}
+
+func (a *app) newPoolMaintainCmd() *cobra.Command {
+	var remove string
+	cmd := &cobra.Command{
 		Use:    "maintain",
-		Short:  "Remove finished run sandboxes and refill the pool (started by run)",
+		Short:  "Remove a finished run's sandbox and refill the pool (started by run)",
 		Hidden: true,
 		Args:   exactArgs(0, "no arguments"),
 		RunE: a.wrap(func(cmd *cobra.Command, _ []string) error {
@@ -90,8 +97,14 @@ func (a *app) newPoolCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if remove != "" {
+				if err := mgr.Remove(cmd.Context(), remove); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+					return err
+				}
+			}
 			return mgr.MaintainPool(cmd.Context())
 		}),
-	})
+	}
+	cmd.Flags().StringVar(&remove, "remove", "", "a finished sandbox to remove first")
 	return cmd
 }

@@ -95,7 +95,11 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*Info, agentv1.ExitS
 		if create.Name == "" {
 			create.Name = generateName("run")
 		}
-		if _, err := m.Create(ctx, create); err != nil {
+		owner := m.self
+		if req.Keep {
+			owner = nil
+		}
+		if _, err := m.create(ctx, create, "", owner); err != nil {
 			return nil, none, err
 		}
 		if _, err := m.Start(ctx, create.Name); err != nil {
@@ -110,10 +114,10 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*Info, agentv1.ExitS
 	info := m.info(ctx, rec)
 	c, err := m.client(rec)
 	if err != nil {
-		return info, none, errors.Join(err, m.cleanupRun(ctx, req, pooled, rec.Name))
+		return info, none, errors.Join(err, m.cleanupRun(ctx, req, pooled, rec))
 	}
 	st, err := m.exec(ctx, rec, c, req.Exec)
-	if cerr := m.cleanupRun(ctx, req, pooled, rec.Name); cerr != nil {
+	if cerr := m.cleanupRun(ctx, req, pooled, rec); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("removing ephemeral sandbox: %w", cerr))
 	}
 	return info, st, err
@@ -121,14 +125,14 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*Info, agentv1.ExitS
 
 // cleanupRun removes a run's sandbox: in the background when the pool is
 // in use, else right away (under its own timeout if ctx was cancelled).
-func (m *Manager) cleanupRun(ctx context.Context, req RunRequest, pooled bool, name string) error {
+func (m *Manager) cleanupRun(ctx context.Context, req RunRequest, pooled bool, rec *state.Record) error {
 	if req.Keep {
 		return nil
 	}
 	if pooled {
-		return m.retire(ctx, name)
+		return m.retire(ctx, rec)
 	}
-	return m.removeNow(ctx, name)
+	return m.removeNow(ctx, rec.Name)
 }
 
 // removeNow removes a sandbox even when ctx was cancelled.

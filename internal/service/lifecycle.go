@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/procfs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/state"
 )
@@ -19,12 +20,12 @@ import (
 // Create records a new sandbox (not started). Nothing is stored when any
 // input is invalid.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Info, error) {
-	return m.create(ctx, req, "")
+	return m.create(ctx, req, "", nil)
 }
 
 // create records a sandbox; a non-empty pool key makes it a pool sandbox
-// that expires unless a run claims it.
-func (m *Manager) create(ctx context.Context, req CreateRequest, pool string) (*Info, error) {
+// that expires unless a run claims it, an owner an ephemeral one.
+func (m *Manager) create(ctx context.Context, req CreateRequest, pool string, owner *state.Owner) (*Info, error) {
 	name := req.Name
 	if name == "" {
 		name = generateName("sb")
@@ -46,7 +47,7 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, pool string) (*
 	now := time.Now().UTC()
 	rec := &state.Record{
 		ID: uuid.NewString(), Name: name, Backend: b.Type(), Status: sandbox.StatusCreated,
-		Config: req.Config, RootFS: rootfs, CreatedAt: now, Pool: pool,
+		Config: req.Config, RootFS: rootfs, CreatedAt: now, Pool: pool, Owner: owner,
 	}
 	switch {
 	case pool != "":
@@ -285,9 +286,11 @@ func (m *Manager) GC(ctx context.Context) ([]string, error) {
 	var errs []error
 	now := time.Now()
 	for _, r := range recs {
-		// A pool sandbox whose agent stopped itself (idle) is as good as expired.
+		// A pool sandbox whose agent stopped itself (idle) is as good as
+		// expired, and so is an ephemeral one whose owner is gone.
 		expired := r.ExpiresAt != nil && now.After(*r.ExpiresAt) ||
-			r.Pool != "" && r.Status == sandbox.StatusRunning && !m.alive(ctx, r)
+			r.Pool != "" && r.Status == sandbox.StatusRunning && !m.alive(ctx, r) ||
+			r.Owner != nil && !procfs.Alive(r.Owner.PID, r.Owner.StartTime)
 		_, err := m.locked(ctx, r.Name, func(rec *state.Record) (bool, error) {
 			if expired {
 				return false, m.removeLocked(ctx, rec)

@@ -13,6 +13,7 @@ import (
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/procfs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/state"
 )
@@ -39,10 +40,10 @@ type Options struct {
 	PoolSize int
 	// PoolIdle is how long an unclaimed pool sandbox lives (default 5m).
 	PoolIdle time.Duration
-	// Background runs MaintainPool away from the caller (the CLI starts a
-	// detached process). Required for the pool: Run hands it the removal
-	// of finished sandboxes and the refill.
-	Background func() error
+	// Background removes the named finished sandbox and runs MaintainPool,
+	// away from the caller (the CLI starts a detached process). Required
+	// for the pool: Run hands it the removal and the refill.
+	Background func(remove string) error
 }
 
 // Manager is the sandbox manager. It is safe for concurrent use, also by
@@ -51,6 +52,8 @@ type Manager struct {
 	opts  Options
 	store *state.Store
 	log   *slog.Logger
+
+	self *state.Owner // this process, as the owner of the runs it makes
 
 	mu      sync.Mutex
 	clients map[string]*agentv1.Client // by sandbox id + start time
@@ -78,7 +81,11 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{opts: opts, store: st, log: log, clients: map[string]*agentv1.Client{}}, nil
+	m := &Manager{opts: opts, store: st, log: log, clients: map[string]*agentv1.Client{}}
+	if _, start, err := procfs.Stat(os.Getpid()); err == nil {
+		m.self = &state.Owner{PID: os.Getpid(), StartTime: start}
+	}
+	return m, nil
 }
 
 // Close releases cached agent connections.

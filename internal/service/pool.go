@@ -77,7 +77,7 @@ func (m *Manager) claim(ctx context.Context, key string, cfg sandbox.Config) *st
 		}
 		rec, err := m.store.Load(r.Name)
 		if err == nil && rec.Pool == key && m.alive(ctx, rec) {
-			rec.Pool, rec.ExpiresAt = "", nil
+			rec.Pool, rec.ExpiresAt, rec.Owner = "", nil, m.self
 			rec.Config.Env, rec.Config.WorkDir, rec.Config.User = cfg.Env, cfg.WorkDir, cfg.User
 			if m.store.SaveVolatile(rec) == nil {
 				unlock()
@@ -110,23 +110,17 @@ func (m *Manager) writePoolSpec(key string, create CreateRequest) error {
 	return os.Rename(tmp, path)
 }
 
-// retire marks a finished run's sandbox expired so the background
-// maintainer (or any gc) removes it, and starts the maintainer. If the
-// maintainer cannot start, it removes the sandbox itself.
-func (m *Manager) retire(ctx context.Context, name string) error {
-	_, err := m.locked(ctx, name, func(rec *state.Record) (bool, error) {
-		m.forgetClient(rec)
-		now := time.Now()
-		rec.ExpiresAt = &now
-		return false, m.store.SaveVolatile(rec)
-	})
+// retire hands a finished run's sandbox to the background maintainer for
+// removal. If the maintainer cannot start, it removes the sandbox itself;
+// if the maintainer dies, gc removes it (its owner is gone by then).
+func (m *Manager) retire(ctx context.Context, rec *state.Record) error {
+	m.forgetClient(rec)
+	err := m.opts.Background(rec.Name)
 	if err == nil {
-		if err = m.opts.Background(); err == nil {
-			return nil
-		}
-		m.log.Warn("starting the pool maintainer", "err", err)
+		return nil
 	}
-	return m.removeNow(ctx, name)
+	m.log.Warn("starting the pool maintainer", "err", err)
+	return m.removeNow(ctx, rec.Name)
 }
 
 // MaintainPool removes finished and expired sandboxes (gc) and starts pool
@@ -179,7 +173,7 @@ func (m *Manager) fillPool(ctx context.Context, key, path string) error {
 	}
 	for ; have < m.opts.PoolSize; have++ {
 		create.Name = generateName("run")
-		if _, err := m.create(ctx, create, key); err != nil {
+		if _, err := m.create(ctx, create, key, nil); err != nil {
 			return err
 		}
 		if _, err := m.Start(ctx, create.Name); err != nil {

@@ -4,6 +4,7 @@ package service_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"syscall"
@@ -23,8 +24,11 @@ func poolManager(t *testing.T, idle time.Duration) (*service.Manager, func()) {
 	var m *service.Manager
 	m = newManager(t, func(o *service.Options) {
 		o.PoolSize, o.PoolIdle = 1, idle
-		o.Background = func() error {
-			go func() { done <- m.MaintainPool(context.Background()) }()
+		o.Background = func(remove string) error {
+			go func() {
+				err := m.Remove(context.Background(), remove)
+				done <- errors.Join(err, m.MaintainPool(context.Background()))
+			}()
 			return nil
 		}
 	})

@@ -43,6 +43,15 @@ type Record struct {
 	// Pool is the warm-pool key of a started sandbox nobody has claimed
 	// yet; empty for every other sandbox.
 	Pool string `json:"pool,omitempty"`
+	// Owner is the process an ephemeral sandbox (`run`) exists for; once
+	// that process is gone the sandbox is garbage, whatever killed it.
+	Owner *Owner `json:"owner,omitempty"`
+}
+
+// Owner identifies a process across pid reuse.
+type Owner struct {
+	PID       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"`
 }
 
 // Store keeps sandbox records under a directory.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
+	"github.com/agentkernel-go/agentkernel/internal/procfs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/testutil"
 )
@@ -419,7 +420,7 @@ func checkGone(t *testing.T, x *box, ex extra) {
 	t.Helper()
 	if x.rt != nil {
 		if _, err := os.Stat("/proc/" + strconv.Itoa(x.rt.PID)); err == nil {
-			if st, start, _ := procStat(x.rt.PID); start == x.rt.StartTime && st != 'Z' {
+			if st, start, _ := procfs.Stat(x.rt.PID); start == x.rt.StartTime && st != 'Z' {
 				t.Errorf("init %d still running", x.rt.PID)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/procfs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 )
 
@@ -78,7 +79,7 @@ func (b *Backend) Start(ctx context.Context, spec *sandbox.Spec) (_ *sandbox.Run
 		return nil, err
 	}
 	pid := l.cmd.Process.Pid
-	_, start, err := procStat(pid)
+	_, start, err := procfs.Stat(pid)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox init: %w", err)
 	}

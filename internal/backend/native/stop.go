@@ -3,19 +3,17 @@
 package native
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/agentkernel-go/agentkernel/internal/cgroups"
+	"github.com/agentkernel-go/agentkernel/internal/procfs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 )
 
@@ -26,8 +24,7 @@ func (b *Backend) Alive(ctx context.Context, spec *sandbox.Spec, rt *sandbox.Run
 	if rt == nil || rt.PID <= 0 {
 		return false
 	}
-	state, start, err := procStat(rt.PID)
-	return err == nil && start == rt.StartTime && state != 'Z' && state != 'X'
+	return procfs.Alive(rt.PID, rt.StartTime)
 }
 
 // Stop kills the sandbox: SIGKILL to its init ends the whole pid namespace.
@@ -71,8 +68,7 @@ func killInit(ctx context.Context, pid int, start uint64) error {
 		return fmt.Errorf("opening sandbox init %d: %w", pid, err)
 	}
 	defer unix.Close(pfd)
-	state, st, err := procStat(pid)
-	if err != nil || st != start || state == 'Z' || state == 'X' {
+	if !procfs.Alive(pid, start) {
 		return nil // exited, or the pid now belongs to another process
 	}
 	if err := unix.PidfdSendSignal(pfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
@@ -122,28 +118,4 @@ func (b *Backend) Remove(ctx context.Context, spec *sandbox.Spec) error {
 		return fmt.Errorf("removing native sandbox %q: %w", spec.Name, errors.Join(errs...))
 	}
 	return nil
-}
-
-// procStat returns the state (field 3) and start time (field 22, clock
-// ticks since boot) of pid from /proc/PID/stat.
-func procStat(pid int) (state byte, start uint64, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, err
-	}
-	// The command name (field 2) is in parentheses and may contain
-	// anything; the fields after it are plain.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	start, err = strconv.ParseUint(f[19], 10, 64) // field 22 is the 20th after the name
-	if err != nil {
-		return 0, 0, fmt.Errorf("malformed /proc/%d/stat: %w", pid, err)
-	}
-	return f[0][0], start, nil
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/agentkernel-go/agentkernel/internal/procfs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 )
 
@@ -107,13 +108,10 @@ func TestShiftOwnership(t *testing.T) {
 	}
 }
 
-func TestProcStat(t *testing.T) {
-	state, start, err := procStat(os.Getpid())
-	if err != nil || start == 0 || (state != 'R' && state != 'S') {
-		t.Fatalf("self: %c %d %v", state, start, err)
-	}
-	if _, _, err := procStat(1 << 30); err == nil {
-		t.Error("no error for a missing pid")
+func TestAlive(t *testing.T) {
+	_, start, err := procfs.Stat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
 	}
 	b := New(Options{})
 	if !b.Alive(context.Background(), nil, &sandbox.Runtime{PID: os.Getpid(), StartTime: start}) {
