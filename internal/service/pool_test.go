@@ -24,10 +24,11 @@ func poolManager(t *testing.T, idle time.Duration) (*service.Manager, func()) {
 	var m *service.Manager
 	m = newManager(t, func(o *service.Options) {
 		o.PoolSize, o.PoolIdle = 1, idle
-		o.Background = func(remove string) error {
+		o.Background = func(remove string, runDone <-chan struct{}) error {
 			go func() {
-				err := m.Remove(context.Background(), remove)
-				done <- errors.Join(err, m.MaintainPool(context.Background()))
+				err := m.MaintainPool(context.Background())
+				<-runDone
+				done <- errors.Join(err, m.Remove(context.Background(), remove))
 			}()
 			return nil
 		}
