@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 )
@@ -40,11 +38,10 @@ func poolSettings(getenv func(string) string) (size int, idle time.Duration, err
 	return size, idle, nil
 }
 
-// spawnMaintainer starts `agentkernel pool maintain` detached (own
-// session, no stdio): it refills the pool beside the run, then removes the
-// run's sandbox once this process has exited (done is not needed: this
-// process exits right after the run).
-func (a *app) spawnMaintainer(remove string, _ <-chan struct{}) error {
+// spawnMaintainer starts `agentkernel pool maintain --remove NAME` detached
+// (own session, no stdio), so removing a finished run's sandbox and
+// refilling the pool happen after this process has exited.
+func (a *app) spawnMaintainer(remove string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -54,7 +51,7 @@ func (a *app) spawnMaintainer(remove string, _ <-chan struct{}) error {
 		return err
 	}
 	defer null.Close()
-	cmd := exec.Command(self, "--root", a.root, "pool", "maintain", "--remove", remove, "--after-pid", strconv.Itoa(os.Getpid()))
+	cmd := exec.Command(self, "--root", a.root, "pool", "maintain", "--remove", remove)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -90,46 +87,24 @@ func (a *app) newPoolCmd() *cobra.Command {
 
 func (a *app) newPoolMaintainCmd() *cobra.Command {
 	var remove string
-	var afterPID int
 	cmd := &cobra.Command{
 		Use:    "maintain",
-		Short:  "Refill the pool, then remove a run's sandbox once its run is over (started by run)",
+		Short:  "Remove a finished run's sandbox and refill the pool (started by run)",
 		Hidden: true,
 		Args:   exactArgs(0, "no arguments"),
 		RunE: a.wrap(func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			mgr, err := a.manager(ctx)
+			mgr, err := a.manager(cmd.Context())
 			if err != nil {
 				return err
 			}
-			err = mgr.MaintainPool(ctx)
 			if remove != "" {
-				if afterPID > 0 {
-					waitExit(ctx, afterPID)
-				}
-				if rerr := mgr.Remove(ctx, remove); rerr != nil && !errors.Is(rerr, errdefs.ErrNotFound) {
-					err = errors.Join(err, rerr)
+				if err := mgr.Remove(cmd.Context(), remove); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+					return err
 				}
 			}
-			return err
+			return mgr.MaintainPool(cmd.Context())
 		}),
 	}
-	cmd.Flags().StringVar(&remove, "remove", "", "a run's sandbox to remove once the run is over")
-	cmd.Flags().IntVar(&afterPID, "after-pid", 0, "the process whose exit ends the run")
+	cmd.Flags().StringVar(&remove, "remove", "", "a finished sandbox to remove first")
 	return cmd
-}
-
-// waitExit returns once process pid has exited (or ctx ends).
-func waitExit(ctx context.Context, pid int) {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return // already gone
-	}
-	defer unix.Close(fd)
-	for ctx.Err() == nil {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if n, err := unix.Poll(fds, 1000); n > 0 || err != nil && !errors.Is(err, unix.EINTR) {
-			return
-		}
-	}
 }

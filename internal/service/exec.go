@@ -112,31 +112,25 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*Info, agentv1.ExitS
 		}
 	}
 	info := m.info(ctx, rec)
-	// With the pool, the maintainer starts now, beside the command: it
-	// refills the pool at once and removes this sandbox when the run ends.
-	var handoff *handoff
-	if pooled {
-		handoff = m.handOff(rec)
-	}
 	c, err := m.client(rec)
 	if err != nil {
-		return info, none, errors.Join(err, m.cleanupRun(ctx, req, handoff, rec))
+		return info, none, errors.Join(err, m.cleanupRun(ctx, req, pooled, rec))
 	}
 	st, err := m.exec(ctx, rec, c, req.Exec)
-	if cerr := m.cleanupRun(ctx, req, handoff, rec); cerr != nil {
+	if cerr := m.cleanupRun(ctx, req, pooled, rec); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("removing ephemeral sandbox: %w", cerr))
 	}
 	return info, st, err
 }
 
-// cleanupRun removes a run's sandbox: through the maintainer it was handed
-// off to, else right away (under its own timeout if ctx was cancelled).
-func (m *Manager) cleanupRun(ctx context.Context, req RunRequest, h *handoff, rec *state.Record) error {
+// cleanupRun removes a run's sandbox: in the background when the pool is
+// in use, else right away (under its own timeout if ctx was cancelled).
+func (m *Manager) cleanupRun(ctx context.Context, req RunRequest, pooled bool, rec *state.Record) error {
 	if req.Keep {
 		return nil
 	}
-	if h != nil {
-		return m.retire(ctx, h, rec)
+	if pooled {
+		return m.retire(ctx, rec)
 	}
 	return m.removeNow(ctx, rec.Name)
 }

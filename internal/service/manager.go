@@ -40,11 +40,10 @@ type Options struct {
 	PoolSize int
 	// PoolIdle is how long an unclaimed pool sandbox lives (default 5m).
 	PoolIdle time.Duration
-	// Background refills the pool (MaintainPool) and removes the named
-	// run sandbox once its run is over — once done is closed, or once this
-	// process has exited — away from the caller: the CLI starts a detached
-	// process. Required for the pool. It must not wait for done itself.
-	Background func(remove string, done <-chan struct{}) error
+	// Background removes the named finished sandbox and runs MaintainPool,
+	// away from the caller (the CLI starts a detached process). Required
+	// for the pool: Run hands it the removal and the refill.
+	Background func(remove string) error
 }
 
 // Manager is the sandbox manager. It is safe for concurrent use, also by

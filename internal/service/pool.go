@@ -110,27 +110,12 @@ func (m *Manager) writePoolSpec(key string, create CreateRequest) error {
 	return os.Rename(tmp, path)
 }
 
-// handoff is a run's sandbox given to the background maintainer.
-type handoff struct {
-	done    chan struct{} // closed when the run no longer uses the sandbox
-	started chan error    // the maintainer's start
-}
-
-// handOff starts the background maintainer for a run's sandbox without
-// waiting for it: starting a process takes as long as the command may.
-func (m *Manager) handOff(rec *state.Record) *handoff {
-	h := &handoff{done: make(chan struct{}), started: make(chan error, 1)}
-	go func() { h.started <- m.opts.Background(rec.Name, h.done) }()
-	return h
-}
-
-// retire ends a run's use of its sandbox; the maintainer removes it. If
-// the maintainer could not start, the sandbox is removed here; if the
-// maintainer dies, gc removes it (its owner is gone by then).
-func (m *Manager) retire(ctx context.Context, h *handoff, rec *state.Record) error {
+// retire hands a finished run's sandbox to the background maintainer for
+// removal. If the maintainer cannot start, it removes the sandbox itself;
+// if the maintainer dies, gc removes it (its owner is gone by then).
+func (m *Manager) retire(ctx context.Context, rec *state.Record) error {
 	m.forgetClient(rec)
-	close(h.done)
-	err := <-h.started
+	err := m.opts.Background(rec.Name)
 	if err == nil {
 		return nil
 	}

@@ -24,11 +24,10 @@ func poolManager(t *testing.T, idle time.Duration) (*service.Manager, func()) {
 	var m *service.Manager
 	m = newManager(t, func(o *service.Options) {
 		o.PoolSize, o.PoolIdle = 1, idle
-		o.Background = func(remove string, runDone <-chan struct{}) error {
+		o.Background = func(remove string) error {
 			go func() {
-				err := m.MaintainPool(context.Background())
-				<-runDone
-				done <- errors.Join(err, m.Remove(context.Background(), remove))
+				err := m.Remove(context.Background(), remove)
+				done <- errors.Join(err, m.MaintainPool(context.Background()))
 			}()
 			return nil
 		}
