@@ -90,6 +90,21 @@ func (l *Layout) Create(rel string, lim Limits) (*Group, error) {
 	return g, nil
 }
 
+// Find returns the group rel as Create(rel, lim) would have made it for
+// limits on every controller, whether or not it exists: Destroy on it
+// cleans up a group whose creator died before recording it.
+func (l *Layout) Find(rel string) *Group {
+	g := &Group{}
+	seen := map[string]bool{}
+	for _, c := range (Limits{MemoryBytes: 1, Pids: 1, CPUQuotaUs: 1}).controllers() {
+		if h, ok := l.For(c); ok && !seen[h.Path] {
+			seen[h.Path] = true
+			g.Dirs = append(g.Dirs, Dir{Path: filepath.Join(h.Path, rel), Version: h.Version})
+		}
+	}
+	return g
+}
+
 // create makes the directory (and its parents); in v2 it first enables the
 // group's controllers in every ancestor's subtree_control.
 func (d Dir) create(mount, rel string) error {

@@ -98,7 +98,9 @@ type Backend interface {
 	Dial(ctx context.Context, spec *Spec, rt *Runtime) (net.Conn, error)
 	// Stop ends every process of the sandbox and releases its runtime
 	// resources (cgroups, VMs, ...) but keeps its filesystem. It is
-	// idempotent and succeeds on a sandbox that already died.
+	// idempotent and succeeds on a sandbox that already died. rt is nil
+	// when no start was recorded (a start may have been interrupted by a
+	// crash): the backend then finds what it can by the sandbox's id.
 	Stop(ctx context.Context, spec *Spec, rt *Runtime) error
 	// Remove deletes what the backend keeps for a stopped sandbox. Idempotent.
 	Remove(ctx context.Context, spec *Spec) error

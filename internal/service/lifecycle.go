@@ -138,6 +138,10 @@ func (m *Manager) startLocked(ctx context.Context, rec *state.Record) error {
 		return err
 	}
 	spec := m.spec(rec)
+	// Sweep what an earlier start, interrupted by a crash, may have left.
+	if err := b.Stop(ctx, spec, nil); err != nil {
+		return fmt.Errorf("starting sandbox %q: %w", rec.Name, err)
+	}
 	rt, err := b.Start(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("starting sandbox %q: %w", rec.Name, err)
@@ -225,12 +229,6 @@ func (m *Manager) stopLocked(ctx context.Context, rec *state.Record) error {
 	if err := sandbox.Check(rec.Name, rec.Status, sandbox.OpStop); err != nil {
 		return err
 	}
-	if rec.Runtime == nil {
-		if rec.Status == sandbox.StatusRunning {
-			rec.Status = sandbox.StatusStopped
-		}
-		return nil
-	}
 	b, err := m.backend(rec.Backend)
 	if err != nil {
 		return err
@@ -238,11 +236,16 @@ func (m *Manager) stopLocked(ctx context.Context, rec *state.Record) error {
 	m.forgetClient(rec)
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
+	// With no runtime recorded this still sweeps what a start interrupted
+	// by a crash may have left.
 	if err := b.Stop(cctx, m.spec(rec), rec.Runtime); err != nil {
 		return fmt.Errorf("stopping sandbox %q: %w", rec.Name, err)
 	}
-	rec.Status, rec.Runtime, rec.StartedAt = sandbox.StatusStopped, nil, nil
-	m.log.Info("sandbox stopped", "name", rec.Name)
+	if rec.Status == sandbox.StatusRunning {
+		rec.Status = sandbox.StatusStopped
+		m.log.Info("sandbox stopped", "name", rec.Name)
+	}
+	rec.Runtime, rec.StartedAt = nil, nil
 	return nil
 }
 

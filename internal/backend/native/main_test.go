@@ -152,3 +152,24 @@ func TestSmoke(t *testing.T) {
 	x := startBox(t, "smoke", nil)
 	t.Log(x.sh("id; hostname; pwd; ls -la /; cat /proc/self/status | grep -i -E 'cap|seccomp|nonewpriv'; cat /proc/self/mountinfo"))
 }
+
+// A start interrupted before its runtime was recorded (the manager died)
+// is cleaned up by Stop without a runtime: by the sandbox's cgroups.
+func TestStopWithoutRuntime(t *testing.T) {
+	x := startBox(t, "unrecorded", nil)
+	ex, err := parseExtra(x.rt)
+	if err != nil || len(ex.Cgroups) == 0 {
+		t.Fatalf("runtime without cgroups: %+v %v", ex, err)
+	}
+	if err := x.b.Stop(t.Context(), x.spec, nil); err != nil {
+		t.Fatal(err)
+	}
+	if x.b.Alive(t.Context(), x.spec, x.rt) {
+		t.Fatalf("init %d still alive after Stop without a runtime", x.rt.PID)
+	}
+	for _, d := range ex.Cgroups {
+		if _, err := os.Stat(d.Path); err == nil {
+			t.Errorf("cgroup %s left", d.Path)
+		}
+	}
+}

@@ -41,11 +41,16 @@ func (b *Backend) Stop(ctx context.Context, spec *sandbox.Spec, rt *sandbox.Runt
 			errs = append(errs, err)
 		}
 	}
-	if len(ex.Cgroups) > 0 {
-		g := &cgroups.Group{Dirs: ex.Cgroups}
-		if err := g.Destroy(ctx); err != nil {
-			errs = append(errs, err)
+	g := &cgroups.Group{Dirs: ex.Cgroups}
+	if rt == nil {
+		// A start interrupted before its runtime was recorded: whatever it
+		// left runs in the sandbox's cgroups, named by its id.
+		if layout, err := b.cgroupLayout(); err == nil {
+			g = layout.Find("agentkernel/" + spec.ID)
 		}
+	}
+	if err := g.Destroy(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if err := os.Remove(socketPath(spec)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
