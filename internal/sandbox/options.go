@@ -74,7 +74,7 @@ func Resolve(o Options) (Config, []string, error) {
 	if o.Network != nil {
 		wantNet = *o.Network
 		if wantNet && !NetworkAvailable {
-			return Config{}, nil, fmt.Errorf("sandbox network access: %w (the sandbox would share nothing but loopback; use --no-network)", errdefs.ErrNotImplemented)
+			return Config{}, nil, fmt.Errorf("network access for sandboxes: %w (sandboxes get loopback only; leave out --network)", errdefs.ErrNotImplemented)
 		}
 	}
 	if wantNet && NetworkAvailable {
