@@ -58,7 +58,7 @@ host_state() {
 			echo "process ${p#/proc/} $comm $ns: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-200)"
 		fi
 	done
-	find /sys/fs/cgroup/agentkernel /sys/fs/cgroup/*/agentkernel -mindepth 1 -type d 2>/dev/null | sed 's/^/cgroup /' || true
+	find /sys/fs/cgroup/agentkernel /sys/fs/cgroup/*/agentkernel -type d 2>/dev/null | sed 's/^/cgroup /' || true
 	grep -e agentkernel -e "$TEST_TMPDIR" /proc/self/mountinfo | awk '{print "mount " $5}' || true
 	ls /run/netns 2>/dev/null | sed 's/^/netns /' || true
 	find "$TEST_TMPDIR" -mindepth 1 -maxdepth 1 2>/dev/null | sed 's/^/temp /' || true

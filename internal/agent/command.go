@@ -102,7 +102,7 @@ func (s *Server) prepare(spec *v1.ExecSpec) (*command, error) {
 	if spec.TTY {
 		defaults = append(defaults, "TERM=xterm-256color")
 	}
-	env := mergeEnv(defaults, spec.Env)
+	env := v1.MergeEnv(defaults, spec.Env)
 
 	path, err := lookPath(spec.Args[0], envValue(env, "PATH"), dir)
 	if err != nil {
@@ -135,24 +135,6 @@ func credential(id identity) *syscall.Credential {
 func setgroupsDenied() bool {
 	b, err := os.ReadFile("/proc/self/setgroups")
 	return err == nil && strings.TrimSpace(string(b)) == "deny"
-}
-
-// mergeEnv overrides defaults with entries of over, keeping first-seen order.
-func mergeEnv(defaults, over []string) []string {
-	out := make([]string, 0, len(defaults)+len(over))
-	index := make(map[string]int)
-	for _, list := range [][]string{defaults, over} {
-		for _, kv := range list {
-			k, _, _ := strings.Cut(kv, "=")
-			if i, ok := index[k]; ok {
-				out[i] = kv
-				continue
-			}
-			index[k] = len(out)
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 func envValue(env []string, key string) string {

@@ -4,19 +4,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 
 	v1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 )
-
-func TestMergeEnv(t *testing.T) {
-	got := mergeEnv([]string{"PATH=/bin", "HOME=/root"}, []string{"FOO=1", "PATH=/x", "FOO=2", "EMPTY="})
-	want := []string{"PATH=/x", "HOME=/root", "FOO=2", "EMPTY="}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-}
 
 func TestLookPath(t *testing.T) {
 	dir := t.TempDir()

@@ -107,7 +107,18 @@ func (l *Layout) Find(rel string) *Group {
 
 // create makes the directory (and its parents); in v2 it first enables the
 // group's controllers in every ancestor's subtree_control.
+// The parent (agentkernel/) is shared and removed by the last Destroy, so
+// it can vanish between creating it and the group: then start over.
 func (d Dir) create(mount, rel string) error {
+	for attempt := 0; ; attempt++ {
+		err := d.createOnce(mount, rel)
+		if err == nil || !errors.Is(err, os.ErrNotExist) || attempt == 4 {
+			return err
+		}
+	}
+}
+
+func (d Dir) createOnce(mount, rel string) error {
 	if d.Version == 2 {
 		if err := enableV2(mount, rel, d.Controllers); err != nil {
 			return err
@@ -158,7 +169,8 @@ func (g *Group) Procs() ([]int, error) {
 
 // Destroy kills whatever still runs in the group and removes its
 // directories, retrying while the kernel releases exiting processes.
-// Directories already gone are fine; it is idempotent.
+// Directories already gone are fine; it is idempotent. The shared parent
+// directory goes too once its last group is gone.
 func (g *Group) Destroy(ctx context.Context) error {
 	var errs []error
 	for _, d := range g.Dirs {
@@ -174,6 +186,9 @@ func (d Dir) destroy(ctx context.Context) error {
 	for {
 		err := syscall.Rmdir(d.Path)
 		if err == nil || errors.Is(err, syscall.ENOENT) {
+			// The shared parent goes with its last group; it fails, as
+			// it should, while other groups (or the hierarchy's root) remain.
+			syscall.Rmdir(filepath.Dir(d.Path))
 			return nil
 		}
 		if !errors.Is(err, syscall.EBUSY) {

@@ -180,3 +180,46 @@ func TestJoinThread(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The shared parent directory lives exactly as long as its groups, and a
+// group is created even if the parent vanished in between.
+func TestSharedParentRemovedWithLastGroup(t *testing.T) {
+	testutil.RequireRoot(t)
+	l, err := Detect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Require(t, l.Probe() == nil, "cgroup controllers memory, pids, cpu usable")
+	parent := "agentkernel-test-" + strconv.Itoa(os.Getpid())
+	lim := Limits{Pids: 16}
+	a, err := l.Create(parent+"/a", lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.Create(parent+"/b", lim)
+	if err != nil {
+		a.Destroy(t.Context())
+		t.Fatal(err)
+	}
+	parentDir := filepath.Dir(a.Dirs[0].Path)
+	if err := a.Destroy(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(parentDir); err != nil {
+		t.Fatalf("parent removed while group b still exists: %v", err)
+	}
+	if err := b.Destroy(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(parentDir); !os.IsNotExist(err) {
+		t.Fatalf("parent %s left after its last group: %v", parentDir, err)
+	}
+	// Create makes the parent again.
+	c, err := l.Create(parent+"/c", lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Destroy(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -100,10 +100,7 @@ func (a *app) newPsCmd() *cobra.Command {
 		Args:              exactArgs(1, "NAME"),
 		ValidArgsFunction: a.completeNames(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			if err := sandbox.ValidateName(args[0]); err != nil {
-				return err
-			}
-			mgr, err := a.manager(cmd.Context())
+			mgr, err := a.managerFor(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -132,14 +129,11 @@ func (a *app) newLogsCmd() *cobra.Command {
 		Args:              exactArgs(2, "NAME ID"),
 		ValidArgsFunction: a.completeNames(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			if err := sandbox.ValidateName(args[0]); err != nil {
-				return err
-			}
 			stream := "stdout"
 			if stderr {
 				stream = "stderr"
 			}
-			mgr, err := a.manager(cmd.Context())
+			mgr, err := a.managerFor(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -166,14 +160,11 @@ func (a *app) newKillCmd() *cobra.Command {
 		Args:              exactArgs(2, "NAME ID"),
 		ValidArgsFunction: a.completeNames(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			if err := sandbox.ValidateName(args[0]); err != nil {
-				return err
-			}
 			sig, err := parseSignal(sigName)
 			if err != nil {
 				return err
 			}
-			mgr, err := a.manager(cmd.Context())
+			mgr, err := a.managerFor(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

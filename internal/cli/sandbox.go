@@ -243,10 +243,7 @@ func (a *app) newInfoCmd() *cobra.Command {
 		Args:              exactArgs(1, "NAME"),
 		ValidArgsFunction: a.completeNames(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			if err := sandbox.ValidateName(args[0]); err != nil {
-				return err
-			}
-			mgr, err := a.manager(cmd.Context())
+			mgr, err := a.managerFor(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

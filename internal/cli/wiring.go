@@ -64,6 +64,15 @@ func (a *app) manager(ctx context.Context) (*service.Manager, error) {
 	return mgr, nil
 }
 
+// managerFor validates a sandbox name first — bad input must not even
+// create the data root — and returns the manager.
+func (a *app) managerFor(ctx context.Context, name string) (*service.Manager, error) {
+	if err := sandbox.ValidateName(name); err != nil {
+		return nil, err
+	}
+	return a.manager(ctx)
+}
+
 // needAgent fails if the agent binary, which every new sandbox runs, was
 // not found. Call it after manager.
 func (a *app) needAgent() error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
@@ -16,7 +15,7 @@ import (
 // image: environment (image, then config, then spec; later wins), working
 // directory and user.
 func withDefaults(rec *state.Record, spec agentv1.ExecSpec) agentv1.ExecSpec {
-	env := mergeEnv(rec.RootFS.Config.Env, rec.Config.Env, spec.Env)
+	env := agentv1.MergeEnv(rec.RootFS.Config.Env, rec.Config.Env, spec.Env)
 	spec.Env = env
 	if spec.Dir == "" {
 		spec.Dir = rec.Config.WorkDir
@@ -31,25 +30,6 @@ func withDefaults(rec *state.Record, spec agentv1.ExecSpec) agentv1.ExecSpec {
 		spec.User = rec.RootFS.Config.User
 	}
 	return spec
-}
-
-// mergeEnv concatenates KEY=VALUE lists, later keys replacing earlier ones
-// in place.
-func mergeEnv(lists ...[]string) []string {
-	var out []string
-	index := map[string]int{}
-	for _, l := range lists {
-		for _, kv := range l {
-			k, _, _ := strings.Cut(kv, "=")
-			if i, ok := index[k]; ok {
-				out[i] = kv
-				continue
-			}
-			index[k] = len(out)
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // Exec runs a command in a running sandbox, streaming its output.

@@ -49,7 +49,7 @@ func Snapshot() HostState {
 	}
 	for _, h := range hier {
 		filepath.WalkDir(h, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() && p != h {
+			if err == nil && d.IsDir() { // the shared parent too: it goes with its last group
 				add("cgroup", p)
 			}
 			return nil
