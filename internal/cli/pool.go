@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"syscall"
 	"time"
@@ -51,13 +50,17 @@ func (a *app) spawnMaintainer(remove string) error {
 		return err
 	}
 	defer null.Close()
-	cmd := exec.Command(self, "--root", a.root, "pool", "maintain", "--remove", remove)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	return cmd.Process.Release()
+	// syscall.StartProcess, not os/exec: the first os.StartProcess in a
+	// process probes pidfd support with an extra fork, a cost every
+	// pooled run would pay. Nobody waits for this child; when the CLI
+	// exits it is reparented and reaped.
+	fd := null.Fd()
+	_, _, err = syscall.StartProcess(self, []string{self, "--root", a.root, "pool", "maintain", "--remove", remove}, &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{fd, fd, fd},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	return err
 }
 
 func (a *app) newPoolCmd() *cobra.Command {

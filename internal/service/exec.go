@@ -64,10 +64,19 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*Info, agentv1.ExitS
 	}
 	key, poolReq, pooled := m.poolable(req)
 	var rec *state.Record
+	specWritten := func() {}
 	if pooled {
-		if err := m.writePoolSpec(key, poolReq); err != nil {
-			m.log.Warn("recording the pool configuration", "err", err)
-		}
+		// Recording the configuration for the refill overlaps the claim and
+		// the command; the maintainer that reads it starts only after.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := m.writePoolSpec(key, poolReq); err != nil {
+				m.log.Warn("recording the pool configuration", "err", err)
+			}
+		}()
+		specWritten = func() { <-done }
+		defer specWritten()
 		rec = m.claim(ctx, key, req.Create.Config)
 	}
 	if rec == nil {
@@ -94,9 +103,11 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*Info, agentv1.ExitS
 	info := m.info(ctx, rec)
 	c, err := m.client(rec)
 	if err != nil {
+		specWritten()
 		return info, none, errors.Join(err, m.cleanupRun(ctx, req, pooled, rec))
 	}
 	st, err := m.exec(ctx, rec, c, req.Exec)
+	specWritten()
 	if cerr := m.cleanupRun(ctx, req, pooled, rec); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("removing ephemeral sandbox: %w", cerr))
 	}
