@@ -25,6 +25,10 @@ type e2e struct {
 	bin   string
 	agent string
 	root  string
+	// env and dir are added to every command's environment, and its
+	// working directory.
+	env []string
+	dir string
 }
 
 func newE2E(t *testing.T) *e2e {
@@ -47,6 +51,8 @@ func (e *e2e) command(ctx context.Context, args ...string) *exec.Cmd {
 	// The warm pool is off unless a test turns it on: its background
 	// maintainer would outlive the command being checked.
 	c.Env = append(os.Environ(), "AGENTKERNEL_ROOT="+e.root, "AGENTKERNEL_AGENT="+e.agent, "AGENTKERNEL_POOL=0")
+	c.Env = append(c.Env, e.env...)
+	c.Dir = e.dir
 	c.WaitDelay = 5 * time.Second
 	return c
 }

@@ -39,7 +39,7 @@ type sandboxFlags struct {
 
 func (f *sandboxFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.name, "name", "", "sandbox name (default: generated)")
-	fs.StringVarP(&f.image, "image", "i", "", `image to run ("host": a read-only view of this host's userland; the default)`)
+	fs.StringVarP(&f.image, "image", "i", "", `image: "host" (a read-only view of this host's userland; the default), an OCI reference such as python:3.12-alpine, an image ID, or "auto" (chosen from the command and project files)`)
 	fs.StringVarP(&f.profile, "profile", "p", "", "security profile: permissive, moderate (default) or restrictive")
 	fs.StringVarP(&f.backend, "backend", "B", "", "backend: native, microvm, docker, gvisor, ... (default: $AGENTKERNEL_BACKEND, else the strongest usable one)")
 	fs.BoolVar(&f.network, "network", false, "give the sandbox network access (not yet supported)")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/agentkernel-go/agentkernel/internal/image"
 	"github.com/agentkernel-go/agentkernel/internal/service"
 )
 
@@ -32,6 +33,9 @@ type app struct {
 	// Global flags.
 	root     string
 	logLevel string
+
+	// imageOpts configure the image store; pull flags fill them.
+	imageOpts image.Options
 
 	logger   *slog.Logger
 	mgr      *service.Manager
@@ -99,6 +103,7 @@ they cannot escape: Linux namespaces natively, microVMs where the host allows.
 		a.newPsCmd(), a.newLogsCmd(), a.newKillCmd())
 	add("sandbox", a.newSandboxCmd())
 	add("sandbox", a.sandboxSubcommands()...)
+	add("sandbox", a.newImageCmd())
 	add("host", a.newGCCmd(), a.newPoolCmd(), a.newDoctorCmd(), a.newVersionCmd())
 	root.SetHelpCommandGroupID("host")
 	root.SetCompletionCommandGroupID("host")

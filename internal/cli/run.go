@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
+	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/service"
 )
 
@@ -43,17 +44,22 @@ func (a *app) newRunCmd() *cobra.Command {
 Stdin is forwarded when it is a pipe or a file; a terminal is only read with
 --interactive or --tty.`,
 		Example: `  agentkernel run -- echo hello
+  agentkernel run --image python:3.12-alpine -- python3 -c 'print(1)'
+  agentkernel run --image auto -- pytest
   agentkernel run --mount-cwd -- make test
   echo 'print(1)' | agentkernel run -- python3
   agentkernel run -t -- bash`,
 		Args: cobra.ArbitraryArgs,
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usagef("run: no command given (usage: agentkernel run [flags] -- COMMAND [ARG...])")
-			}
 			cfg, err := sf.config(cmd, a)
 			if err != nil {
 				return err
+			}
+			if err := a.resolveAutoImage(&cfg, args); err != nil {
+				return err
+			}
+			if len(args) == 0 && cfg.Image == sandbox.DefaultImage {
+				return usagef("run: no command given (usage: agentkernel run [flags] -- COMMAND [ARG...])")
 			}
 			create := service.CreateRequest{Name: sf.name, Backend: sf.backend, Config: cfg}
 			ctx := cmd.Context()
@@ -63,6 +69,14 @@ Stdin is forwarded when it is a pipe or a file; a terminal is only read with
 			}
 			if err := a.needAgent(); err != nil {
 				return err
+			}
+			if err := a.ensureImage(ctx, mgr, cfg.Image); err != nil {
+				return err
+			}
+			if len(args) == 0 {
+				if args, err = mgr.DefaultCommand(ctx, cfg.Image); err != nil {
+					return err
+				}
 			}
 			m := a.ioFor(cf.tty, cf.interactive)
 			if m.tty {

@@ -58,6 +58,9 @@ name. It is not running until started (--start, or agentkernel start NAME).`,
 			if err != nil {
 				return err
 			}
+			if err := a.resolveAutoImage(&cfg, nil); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			mgr, err := a.manager(ctx)
 			if err != nil {
@@ -67,6 +70,9 @@ name. It is not running until started (--start, or agentkernel start NAME).`,
 				if err := a.needAgent(); err != nil {
 					return err
 				}
+			}
+			if err := a.ensureImage(ctx, mgr, cfg.Image); err != nil {
+				return err
 			}
 			info, err := mgr.Create(ctx, service.CreateRequest{Name: sf.name, Backend: sf.backend, Config: cfg})
 			if err != nil {

@@ -50,7 +50,7 @@ func (a *app) manager(ctx context.Context) (*service.Manager, error) {
 	mgr, err := service.New(ctx, service.Options{
 		Root:           a.root,
 		Registry:       newRegistry(a.root, agentPath, a.logger),
-		Images:         newImageStore(a.root),
+		Images:         a.newImageStore(),
 		DefaultBackend: defaultBackend,
 		Logger:         a.logger,
 		PoolSize:       poolSize,
@@ -144,7 +144,20 @@ func newRegistry(root, agentPath string, logger *slog.Logger) *sandbox.Registry 
 }
 
 // newImageStore builds the image store of the data root (images live in
-// <root>/images).
-func newImageStore(root string) service.ImageResolver {
-	return image.NewStore(root)
+// <root>/images). AGENTKERNEL_PLATFORM and AGENTKERNEL_INSECURE_REGISTRIES
+// (comma-separated) apply when no flag set them.
+func (a *app) newImageStore() *image.Store {
+	opts := a.imageOpts
+	opts.Getenv = a.getenv
+	if opts.Platform == "" {
+		opts.Platform = a.getenv("AGENTKERNEL_PLATFORM")
+	}
+	if v := a.getenv("AGENTKERNEL_INSECURE_REGISTRIES"); v != "" {
+		for _, r := range strings.Split(v, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				opts.Insecure = append(opts.Insecure, r)
+			}
+		}
+	}
+	return image.NewStore(a.root, opts)
 }

@@ -2,7 +2,6 @@ package image
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 )
 
@@ -72,7 +70,7 @@ func fakeHost(t *testing.T) string {
 }
 
 func newTestStore(t *testing.T, host string) *Store {
-	s := NewStore(t.TempDir())
+	s := NewStore(t.TempDir(), Options{})
 	s.hostRoot = host
 	return s
 }
@@ -189,7 +187,7 @@ func TestHostConcurrentFirstUse(t *testing.T) {
 	errs := make([]error, 8)
 	for i := range results {
 		wg.Go(func() {
-			s := NewStore(root)
+			s := NewStore(root, Options{})
 			s.hostRoot = host
 			fs, err := s.Resolve(context.Background(), "host")
 			if err == nil {
@@ -214,17 +212,9 @@ func TestHostConcurrentFirstUse(t *testing.T) {
 	}
 }
 
-func TestOtherImagesNotImplemented(t *testing.T) {
-	s := NewStore(t.TempDir())
-	_, err := s.Resolve(t.Context(), "python:3.12")
-	if !errors.Is(err, errdefs.ErrNotImplemented) || !strings.Contains(err.Error(), "--image host") {
-		t.Fatalf("got %v", err)
-	}
-}
-
 // TestRealHost builds the skeleton from this machine's filesystem.
 func TestRealHost(t *testing.T) {
-	s := NewStore(t.TempDir())
+	s := NewStore(t.TempDir(), Options{})
 	fs, err := s.Resolve(t.Context(), "host")
 	if err != nil {
 		t.Fatal(err)

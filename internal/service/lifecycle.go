@@ -40,9 +40,16 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, pool string, ow
 	if err != nil {
 		return nil, err
 	}
+	// Held until the record naming the image's layers exists, so an image
+	// prune cannot take them in between.
+	release, err := m.opts.Images.Hold(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	rootfs, err := m.opts.Images.Resolve(ctx, req.Config.Image)
 	if err != nil {
-		return nil, fmt.Errorf("image %q: %w", req.Config.Image, err)
+		return nil, err
 	}
 	now := time.Now().UTC()
 	rec := &state.Record{

@@ -13,15 +13,11 @@ import (
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/image"
 	"github.com/agentkernel-go/agentkernel/internal/procfs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/state"
 )
-
-// ImageResolver turns an image reference into a root filesystem.
-type ImageResolver interface {
-	Resolve(ctx context.Context, ref string) (sandbox.RootFS, error)
-}
 
 // Options configure a Manager.
 type Options struct {
@@ -29,8 +25,8 @@ type Options struct {
 	Root string
 	// Registry holds the backends built into this binary.
 	Registry *sandbox.Registry
-	// Images resolves image references.
-	Images ImageResolver
+	// Images is the image store sandboxes are made from.
+	Images *image.Store
 	// DefaultBackend is used when a request names none; empty: auto-detect.
 	DefaultBackend string
 	Logger         *slog.Logger
@@ -68,7 +64,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("manager: no data root: %w", errdefs.ErrInvalidArgument)
 	}
 	if opts.Registry == nil || opts.Images == nil {
-		return nil, fmt.Errorf("manager: registry and image resolver are required: %w", errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("manager: registry and image store are required: %w", errdefs.ErrInvalidArgument)
 	}
 	if err := os.MkdirAll(opts.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data root: %w", err)

@@ -35,7 +35,7 @@ func newManager(tb testing.TB, edit ...func(*service.Options)) *service.Manager 
 	opts := service.Options{
 		Root:     root,
 		Registry: sandbox.NewRegistry(native.New(native.Options{AgentPath: testutil.BuildBinary(tb, "agentkernel-agent"), Root: root})),
-		Images:   image.NewStore(root),
+		Images:   image.NewStore(root, image.Options{}),
 	}
 	for _, e := range edit {
 		e(&opts)

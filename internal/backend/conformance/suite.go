@@ -10,6 +10,7 @@ import (
 	"time"
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
+	"github.com/agentkernel-go/agentkernel/internal/image"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/service"
 	"github.com/agentkernel-go/agentkernel/internal/testutil"
@@ -19,8 +20,8 @@ import (
 type Harness struct {
 	// Backend under test. It must be usable here (Probe nil).
 	Backend sandbox.Backend
-	// Images resolves Image.
-	Images service.ImageResolver
+	// Images is the image store Image comes from.
+	Images *image.Store
 	// Image must provide sh, cat, head, sleep, tty, stty, id and pwd.
 	Image string
 	// Root is the data root the backend's images and sandboxes live under.

@@ -23,7 +23,7 @@ func BenchmarkStartStop(b *testing.B) {
 	agent := testutil.BuildBinary(b, "agentkernel-agent")
 	root := b.TempDir()
 	cfg, _, _ := sandbox.Resolve(sandbox.Options{})
-	fs, err := image.NewStore(root).Resolve(context.Background(), "host")
+	fs, err := image.NewStore(root, image.Options{}).Resolve(context.Background(), "host")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -49,6 +49,11 @@ type initConfig struct {
 	CgroupFDs []int    `json:"cgroup_fds,omitempty"`
 	AgentArgs []string `json:"agent_args"`
 	AgentEnv  []string `json:"agent_env"`
+
+	// imageTrees (host side only) are the host's copies of the image's
+	// trees, id-mapped into the sandbox's uid range once its user
+	// namespace exists (see idmapTrees).
+	imageTrees []*os.File
 }
 
 // source is a directory or file to mount: either a detached mount tree the
@@ -111,6 +116,9 @@ func buildInitConfig(spec *sandbox.Spec, ids idMap) (initConfig, []*os.File, err
 			return cfg, files, fmt.Errorf("image layer: %w", err)
 		}
 		cfg.Lowers = append(cfg.Lowers, s)
+		if !ids.rootless() {
+			cfg.imageTrees = append(cfg.imageTrees, files[len(files)-1])
+		}
 	}
 	if len(cfg.Lowers) == 0 {
 		return cfg, files, fmt.Errorf("image %q has no layers: %w", spec.RootFS.Image, errdefs.ErrInvalidArgument)

@@ -17,7 +17,7 @@ func TestConformance(t *testing.T) {
 	root := t.TempDir()
 	conformance.Run(t, conformance.Harness{
 		Backend: native.New(native.Options{AgentPath: testutil.BuildBinary(t, "agentkernel-agent")}),
-		Images:  image.NewStore(root),
+		Images:  image.NewStore(root, image.Options{}),
 		Image:   "host",
 		Root:    root,
 	})

@@ -118,7 +118,7 @@ func imageStore(root string) *image.Store {
 	if s, ok := stores[root]; ok {
 		return s
 	}
-	s := image.NewStore(root)
+	s := image.NewStore(root, image.Options{})
 	stores[root] = s
 	return s
 }

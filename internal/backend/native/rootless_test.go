@@ -71,7 +71,7 @@ func TestRootlessInner(t *testing.T) {
 		t.Skipf("probe: %v", err)
 	}
 	cfg, _, _ := sandbox.Resolve(sandbox.Options{})
-	fs, err := image.NewStore(root).Resolve(t.Context(), "host")
+	fs, err := image.NewStore(root, image.Options{}).Resolve(t.Context(), "host")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,6 +145,9 @@ func (l *launch) start(undo *cleanups) error {
 		l.cmd.Process.Kill()
 		<-l.exited
 	})
+	if err := idmapTrees(l.cmd.Process.Pid, l.cfg.imageTrees); err != nil {
+		return err
+	}
 	closeAll(l.inherited) // the child has its own copies
 	l.inherited = nil
 	return nil
