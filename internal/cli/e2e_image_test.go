@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -207,5 +209,39 @@ func TestE2EImageAuto(t *testing.T) {
 	e.dir = t.TempDir()
 	if r := e.run(nil, "run", "-i", "auto", "--", "true"); r.code != 0 || !strings.Contains(r.stderr, "image host") {
 		t.Fatalf("--image auto with nothing to go by: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// TestE2EImageKilledPull kills a pull halfway through a layer: nothing of
+// the image is visible, and the next pull succeeds.
+func TestE2EImageKilledPull(t *testing.T) {
+	e, reg := imageE2E(t)
+	ref := reg.Ref("test/killed:1")
+	reg.Push(ref, layeredImage(t, "killed"))
+	stalled, release := reg.Stall()
+	defer release()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pull := e.command(ctx, "image", "pull", ref)
+	if err := pull.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stalled:
+	case <-ctx.Done():
+		t.Fatal("the pull never reached a blob")
+	}
+	pull.Process.Kill()
+	pull.Wait()
+
+	if out := e.ok("image", "list", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Fatalf("a killed pull left a visible image: %s", out)
+	}
+	e.fails(errdefs.ExitNotFound, "not in the store", "image", "inspect", ref)
+	release()
+	e.ok("image", "pull", ref)
+	if out := e.ok("run", "-i", ref, "--", "cat", "/etc/os-release"); !strings.Contains(out, "ID=killed") {
+		t.Fatalf("after the retry: %q", out)
 	}
 }

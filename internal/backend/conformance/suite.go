@@ -70,6 +70,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Isolation", s.testIsolation)
 	t.Run("MemoryLimit", s.testMemoryLimit)
 	t.Run("PidsLimit", s.testPidsLimit)
+	t.Run("OCIImage", s.testOCIImage)
 
 	if err := m.Remove(context.WithoutCancel(t.Context()), s.shared); err != nil {
 		t.Errorf("removing shared sandbox: %v", err)

@@ -30,6 +30,10 @@ type Registry struct {
 	corrupt  map[string]bool
 	cut      int  // cut this many more blob responses midway
 	dead     bool // cut every blob response midway
+	// stall, if set, holds every blob response halfway until it is
+	// closed; stalled is signalled when one is held.
+	stall   chan struct{}
+	stalled chan struct{}
 }
 
 // NewRegistry starts a registry that stops when the test ends.
@@ -64,12 +68,13 @@ func (r *Registry) serve(inner http.Handler, w http.ResponseWriter, req *http.Re
 	r.mu.Lock()
 	r.gets[digest]++
 	corrupt := r.corrupt[digest]
+	stall, stalled := r.stall, r.stalled
 	cut := r.dead || r.cut > 0
 	if r.cut > 0 {
 		r.cut--
 	}
 	r.mu.Unlock()
-	if !corrupt && !cut {
+	if !corrupt && !cut && stall == nil {
 		inner.ServeHTTP(w, req)
 		return
 	}
@@ -84,6 +89,23 @@ func (r *Registry) serve(inner http.Handler, w http.ResponseWriter, req *http.Re
 		body[len(body)/2] ^= 0xff
 	}
 	w.WriteHeader(rec.Code)
+	if stall != nil {
+		w.Write(body[:len(body)/2])
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		select {
+		case stalled <- struct{}{}:
+		default:
+		}
+		select {
+		case <-stall:
+		case <-req.Context().Done():
+			return
+		}
+		w.Write(body[len(body)/2:])
+		return
+	}
 	if !cut {
 		w.Write(body)
 		return
@@ -177,4 +199,22 @@ func (r *Registry) BlobGets(digest v1.Hash) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.gets[digest.String()]
+}
+
+// Stall holds blob downloads halfway. It returns a channel that receives
+// when one is held, and a function that lets them all finish.
+func (r *Registry) Stall() (<-chan struct{}, func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stall, r.stalled = make(chan struct{}), make(chan struct{}, 1)
+	stall, stalled := r.stall, r.stalled
+	var once sync.Once
+	return stalled, func() {
+		once.Do(func() {
+			r.mu.Lock()
+			r.stall = nil
+			r.mu.Unlock()
+			close(stall)
+		})
+	}
 }
