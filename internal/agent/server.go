@@ -119,6 +119,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET "+v1.PathStat, s.handleStat)
 	m.HandleFunc("GET "+v1.PathList, s.handleList)
 	m.HandleFunc("POST "+v1.PathMkdir, s.handleMkdir)
+	m.HandleFunc("GET "+v1.PathArchive, s.handleArchive)
 	m.HandleFunc("POST "+v1.PathShutdown, s.handleShutdown)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, v1.Errorf(v1.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))

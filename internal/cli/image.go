@@ -15,9 +15,8 @@ import (
 
 func (a *app) newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "image",
-		Aliases: []string{"images"},
-		Short:   "Manage OCI images: pull, import, list, inspect, remove, prune",
+		Use:   "image",
+		Short: "Manage OCI images: pull, import, list, inspect, remove, prune",
 		Long: `Images come from any OCI or Docker v2 registry (credentials from the docker
 config, its credential helpers, or AGENTKERNEL_REGISTRY_USERNAME/PASSWORD/TOKEN)
 or from files: docker save archives and OCI layouts. Each layer is unpacked

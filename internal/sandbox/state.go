@@ -23,6 +23,7 @@ const (
 	OpStop   Operation = "stop"
 	OpExec   Operation = "exec"
 	OpFiles  Operation = "access files of"
+	OpExport Operation = "export"
 	OpRemove Operation = "remove"
 )
 
@@ -32,6 +33,7 @@ var allowed = map[Operation][]Status{
 	OpStop:   {StatusCreated, StatusRunning, StatusStopped}, // stopping a stopped sandbox is a no-op
 	OpExec:   {StatusRunning},
 	OpFiles:  {StatusRunning},
+	OpExport: {StatusRunning}, // the agent reads the tree
 	OpRemove: {StatusCreated, StatusRunning, StatusStopped},
 }
 

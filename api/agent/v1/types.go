@@ -21,6 +21,7 @@ const (
 	PathStat      = "/v1/files/stat"          // ?path= GET
 	PathList      = "/v1/files/list"          // ?path= GET
 	PathMkdir     = "/v1/files/mkdir"         // ?path=&parents=1&mode=0755 POST
+	PathArchive   = "/v1/archive"             // ?path= GET a tar of the tree
 	PathShutdown  = "/v1/shutdown"            // POST: stop every process, then exit
 )
 
@@ -129,6 +130,16 @@ type FileInfo struct {
 	GID     int       `json:"gid"`
 	ModTime time.Time `json:"mod_time"`
 	Target  string    `json:"target,omitempty"` // a symlink's target
+}
+
+// TrailerArchiveSkipped is the trailer of an archive that left entries out
+// because the agent could not read them; its value is a JSON ArchiveSkipped.
+const TrailerArchiveSkipped = "X-Archive-Skipped"
+
+// ArchiveSkipped lists what an archive left out for lack of permission.
+type ArchiveSkipped struct {
+	Count int      `json:"count"`
+	Paths []string `json:"paths,omitempty"` // the first few, absolute
 }
 
 // Error codes carried in Error.Code.
