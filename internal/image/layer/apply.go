@@ -27,10 +27,10 @@ type Options struct {
 
 // Stats counts what Apply wrote.
 type Stats struct {
-	Files     int   // regular files, fifos and device nodes
-	Dirs      int   // directory entries (not the parents Apply had to create)
-	Symlinks  int   //
-	Hardlinks int   //
+	Files     int // regular files, fifos and device nodes
+	Dirs      int // directory entries (not the parents Apply had to create)
+	Symlinks  int
+	Hardlinks int
 	Whiteouts int   // whiteouts and opaque-directory markers
 	Bytes     int64 // regular file content
 	// Skipped lists entries (or parts of entries, such as xattrs) left out

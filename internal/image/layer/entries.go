@@ -70,7 +70,7 @@ func (a *applier) dirMetadata(hdr *tar.Header, fd int) error {
 			return fmt.Errorf("chown: %w", err)
 		}
 	}
-	return a.setXattrs(fd, a.wantedXattrs(hdr))
+	return a.setXattrs(hdr, fd, a.wantedXattrs(hdr))
 }
 
 // file writes a regular file.
@@ -111,7 +111,7 @@ func (a *applier) file(tr io.Reader, hdr *tar.Header, parent *node, base string)
 			return fmt.Errorf("chown %s: %w", p, err)
 		}
 	}
-	if err := a.setXattrs(fd, a.wantedXattrs(hdr)); err != nil {
+	if err := a.setXattrs(hdr, fd, a.wantedXattrs(hdr)); err != nil {
 		return err
 	}
 	// After chown, which clears setuid and setgid.

@@ -14,7 +14,9 @@ const paxXattr = "SCHILY.xattr."
 
 type xattr struct{ name, value string }
 
-// xattrVerdict says whether an image may set xattr name, and why not.
+// xattrVerdict says whether an image may set xattr name, and why not. Even
+// a privileged apply restores only user.*: the layers are mounted inside the
+// sandbox's user namespace, where only user.* xattrs belong to it.
 func xattrVerdict(name string) (keep bool, why string) {
 	switch {
 	case strings.HasPrefix(name, "user.overlay."):
@@ -63,9 +65,18 @@ func (a *applier) noXattrs(hdr *tar.Header, what string) {
 	}
 }
 
-func (a *applier) setXattrs(fd int, xs []xattr) error {
+// setXattrs sets xs on fd. One the filesystem cannot hold (no user xattrs,
+// a value too large, a name it rejects) is recorded and left out rather
+// than failing the image over metadata nothing in the sandbox relies on.
+func (a *applier) setXattrs(hdr *tar.Header, fd int, xs []xattr) error {
 	for _, x := range xs {
-		if err := unix.Fsetxattr(fd, x.name, []byte(x.value), 0); err != nil {
+		err := unix.Fsetxattr(fd, x.name, []byte(x.value), 0)
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.ENOTSUP), errors.Is(err, unix.E2BIG), errors.Is(err, unix.ERANGE),
+			errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSPC):
+			a.skip(hdr.Name, fmt.Sprintf("xattr %s dropped: %v", x.name, err))
+		default:
 			return fmt.Errorf("setting xattr %s: %w", x.name, err)
 		}
 	}
