@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	v1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
+	"github.com/agentkernel-go/agentkernel/internal/xattr"
 )
 
 // GET /v1/archive streams a tar of a directory tree (PROTOCOL.md, Archive).
@@ -353,7 +354,7 @@ func header(st *unix.Stat_t, name string, typ byte) *tar.Header {
 // addXattrs records the user.* extended attributes of the open file fd as
 // PAX records (SCHILY.xattr.NAME), as GNU tar and bsdtar do.
 func (a *archiver) addXattrs(hdr *tar.Header, fd int, abs string) error {
-	names, err := listXattrs(fd)
+	names, err := xattr.List(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) })
 	if err != nil {
 		return fmt.Errorf("listing extended attributes of %s: %w", abs, err)
 	}
@@ -361,7 +362,7 @@ func (a *archiver) addXattrs(hdr *tar.Header, fd int, abs string) error {
 		if !strings.HasPrefix(name, "user.") || strings.Contains(name, "=") {
 			continue // a PAX record key cannot hold "="
 		}
-		v, err := getXattr(fd, name)
+		v, err := xattr.Get(func(b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
 		if errors.Is(err, unix.ENODATA) {
 			continue // removed meanwhile
 		}
@@ -374,53 +375,6 @@ func (a *archiver) addXattrs(hdr *tar.Header, fd int, abs string) error {
 		hdr.PAXRecords["SCHILY.xattr."+name] = string(v)
 	}
 	return nil
-}
-
-// listXattrs lists the extended attribute names of fd; a filesystem without
-// them has none.
-func listXattrs(fd int) ([]string, error) {
-	for {
-		n, err := unix.Flistxattr(fd, nil)
-		if err != nil || n == 0 {
-			if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) {
-				err = nil
-			}
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = unix.Flistxattr(fd, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue // grew meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		var names []string
-		for _, s := range strings.Split(string(buf[:n]), "\x00") {
-			if s != "" {
-				names = append(names, s)
-			}
-		}
-		return names, nil
-	}
-}
-
-func getXattr(fd int, name string) ([]byte, error) {
-	for {
-		n, err := unix.Fgetxattr(fd, name, nil)
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = unix.Fgetxattr(fd, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
 }
 
 // readlinkat reads a symlink's target; size is its lstat size (a hint).

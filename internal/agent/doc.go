@@ -4,6 +4,7 @@
 // file operations for the host over the v1 agent protocol
 // (api/agent/v1/PROTOCOL.md).
 //
-// Agent side. It imports only the standard library, golang.org/x/sys/unix and
-// api/agent/v1 — never a host package — so the binary stays small and static.
+// Agent side. It imports only the standard library, golang.org/x/sys/unix,
+// api/agent/v1 and internal/xattr (shared with the host, imports only x/sys)
+// — never a host package — so the binary stays small and static.
 package agent

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	xattrs "github.com/agentkernel-go/agentkernel/internal/xattr"
 )
 
 const paxXattr = "SCHILY.xattr."
@@ -87,7 +89,7 @@ func (a *applier) setXattrs(hdr *tar.Header, fd int, xs []xattr) error {
 // src to fd. overlayfs's own user.overlay.* markers (an opaque lower
 // directory) stay behind: they describe the lower layer, not this one.
 func (a *applier) copyXattrs(p, src string, fd int) error {
-	names, err := listXattrs(src)
+	names, err := xattrs.List(func(b []byte) (int, error) { return unix.Llistxattr(src, b) })
 	if err != nil {
 		return fmt.Errorf("copying xattrs of %s: %w", p, err)
 	}
@@ -95,7 +97,7 @@ func (a *applier) copyXattrs(p, src string, fd int) error {
 		if keep, _ := xattrVerdict(name); !keep {
 			continue
 		}
-		v, err := getXattr(src, name)
+		v, err := xattrs.Get(func(b []byte) (int, error) { return unix.Lgetxattr(src, name, b) })
 		if errors.Is(err, unix.ENODATA) {
 			continue
 		}
@@ -107,49 +109,4 @@ func (a *applier) copyXattrs(p, src string, fd int) error {
 		}
 	}
 	return nil
-}
-
-func listXattrs(path string) ([]string, error) {
-	for {
-		n, err := unix.Llistxattr(path, nil)
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		if err != nil || n == 0 {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = unix.Llistxattr(path, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue // grew in between
-		}
-		if err != nil {
-			return nil, err
-		}
-		var names []string
-		for _, s := range strings.Split(string(buf[:n]), "\x00") {
-			if s != "" {
-				names = append(names, s)
-			}
-		}
-		return names, nil
-	}
-}
-
-func getXattr(path, name string) ([]byte, error) {
-	for {
-		n, err := unix.Lgetxattr(path, name, nil)
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = unix.Lgetxattr(path, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
 }
