@@ -61,8 +61,16 @@ func TestRunWarmPool(t *testing.T) {
 		t.Fatalf("second run printed %q, want it to run in %s", out, warm)
 	}
 	next := e.waitPool(warm)
+	// The first run's maintainer lingers and took the second run's
+	// sandbox: still one maintainer.
+	if n := maintainers(e.root); n != 1 {
+		t.Fatalf("%d pool maintainers after two runs, want the one lingering", n)
+	}
 	if out := e.ok("pool", "drain"); strings.TrimSpace(out) != next {
 		t.Fatalf("drain removed %q, want %s", out, next)
+	}
+	if n := maintainers(e.root); n != 0 {
+		t.Fatalf("%d pool maintainers after drain", n)
 	}
 	if out := e.ok("list", "--all", "--quiet"); out != "" {
 		t.Fatalf("after drain: %q", out)
@@ -99,4 +107,15 @@ func TestRunKilledThenGC(t *testing.T) {
 	if infos := e.list(); len(infos) != 0 {
 		t.Fatalf("gc left the orphaned run sandbox: %v", infos)
 	}
+}
+
+// maintainers counts the pool maintainer processes of a data root.
+func maintainers(root string) int {
+	n := 0
+	for _, p := range mentions(root) {
+		if strings.Contains(p, "pool maintain") {
+			n++
+		}
+	}
+	return n
 }

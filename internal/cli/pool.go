@@ -17,6 +17,9 @@ import (
 const (
 	defaultPoolSize = 1
 	defaultPoolIdle = 5 * time.Minute
+	// maintainerLinger is how long a pool maintainer waits for the next
+	// run's hand-off before it exits (see internal/service/pool_handoff.go).
+	maintainerLinger = time.Minute
 )
 
 // poolSettings reads AGENTKERNEL_POOL (sandboxes kept warm per
@@ -105,7 +108,11 @@ func (a *app) newPoolMaintainCmd() *cobra.Command {
 					return err
 				}
 			}
-			return mgr.MaintainPool(cmd.Context())
+			if err := mgr.MaintainPool(cmd.Context()); err != nil {
+				return err
+			}
+			_, idle, _ := poolSettings(a.getenv)
+			return mgr.LingerPool(cmd.Context(), min(idle, maintainerLinger))
 		}),
 	}
 	cmd.Flags().StringVar(&remove, "remove", "", "a finished sandbox to remove first")

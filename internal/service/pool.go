@@ -110,11 +110,15 @@ func (m *Manager) writePoolSpec(key string, create CreateRequest) error {
 	return os.Rename(tmp, path)
 }
 
-// retire hands a finished run's sandbox to the background maintainer for
-// removal. If the maintainer cannot start, it removes the sandbox itself;
-// if the maintainer dies, gc removes it (its owner is gone by then).
+// retire hands a finished run's sandbox to a lingering maintainer, or to a
+// new one (Options.Background), for removal. If no maintainer can take
+// it, it removes the sandbox itself; if the maintainer dies, gc removes it
+// (its owner is gone by then).
 func (m *Manager) retire(ctx context.Context, rec *state.Record) error {
 	m.forgetClient(rec)
+	if m.HandOff(rec.Name) == nil {
+		return nil
+	}
 	err := m.opts.Background(rec.Name)
 	if err == nil {
 		return nil
@@ -201,9 +205,13 @@ func (m *Manager) lockPool() (func(), error) {
 }
 
 // DrainPool removes every unclaimed pool sandbox and forgets the pooled
-// configurations, returning the names removed. It waits for a maintainer
-// at work; one that runs later finds nothing to refill.
+// configurations, returning the names removed. It stops a lingering
+// maintainer and waits for one at work; one that runs later finds nothing
+// to refill.
 func (m *Manager) DrainPool(ctx context.Context) ([]string, error) {
+	if err := m.StopPoolMaintainer(ctx); err != nil {
+		return nil, err
+	}
 	unlock, err := m.lockPool()
 	if err != nil {
 		return nil, err
