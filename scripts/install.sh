@@ -37,11 +37,11 @@ ldflags="-s -w -X $pkg.version=$version -X $pkg.commit=$commit"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 echo "building agentkernel $version ($commit) with $(go version | cut -d' ' -f3)"
-go build -trimpath -buildvcs=$buildvcs -ldflags "$ldflags" -o "$out/" ./cmd/agentkernel ./cmd/agentkernel-agent
+go build -trimpath -buildvcs=$buildvcs -ldflags "$ldflags" -o "$out/" ./cmd/agentkernel ./cmd/agentkernel-agent ./cmd/agentkernel-server
 
 install -d "$PREFIX/bin"
-install -m 0755 "$out/agentkernel" "$out/agentkernel-agent" "$PREFIX/bin/"
-echo "installed $PREFIX/bin/agentkernel and $PREFIX/bin/agentkernel-agent"
+install -m 0755 "$out/agentkernel" "$out/agentkernel-agent" "$out/agentkernel-server" "$PREFIX/bin/"
+echo "installed $PREFIX/bin/agentkernel, agentkernel-agent and agentkernel-server"
 
 # The agent is found next to agentkernel, so this works whatever PREFIX is.
 echo "+ agentkernel run -- echo hello"

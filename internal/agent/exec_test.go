@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,6 +152,9 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 // not make the agent buffer: the agent's heap stays small while 64 MiB pass.
 func TestExecSlowReaderBackpressure(t *testing.T) {
 	c := startInProcess(t, agent.Options{})
+	// Collect garbage early, so the heap in use measures what is held,
+	// not what the collector has not got to yet.
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
 	const size = 64 << 20
 	var w slowWriter
 	var peak uint64

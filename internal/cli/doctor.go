@@ -7,6 +7,7 @@ import (
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
+	"github.com/agentkernel-go/agentkernel/internal/setup"
 )
 
 // doctorBackend is one backend's line in `doctor --json`.
@@ -42,7 +43,7 @@ locates the agent binary. It exits 0 when at least one backend is usable.`,
 			}
 			chosen, choices := mgr.Doctor(cmd.Context())
 			rep := doctorReport{Chosen: chosen, Backends: []doctorBackend{}}
-			if agent, err := findAgent(a.getenv); err != nil {
+			if agent, err := setup.FindAgent(a.getenv); err != nil {
 				rep.AgentError = err.Error()
 			} else {
 				rep.Agent = agent

@@ -4,41 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/setup"
 )
-
-// Defaults of the warm pool `run` uses (see internal/service/pool.go).
-const (
-	defaultPoolSize = 1
-	defaultPoolIdle = 5 * time.Minute
-	// maintainerLinger is how long a pool maintainer waits for the next
-	// run's hand-off before it exits (see internal/service/pool_handoff.go).
-	maintainerLinger = time.Minute
-)
-
-// poolSettings reads AGENTKERNEL_POOL (sandboxes kept warm per
-// configuration; 0 turns the pool off) and AGENTKERNEL_POOL_IDLE (how long
-// an unused one lives).
-func poolSettings(getenv func(string) string) (size int, idle time.Duration, err error) {
-	size, idle = defaultPoolSize, defaultPoolIdle
-	if v := getenv("AGENTKERNEL_POOL"); v != "" {
-		if size, err = strconv.Atoi(v); err != nil || size < 0 || size > 64 {
-			return 0, 0, fmt.Errorf("AGENTKERNEL_POOL=%q: want a number from 0 to 64: %w", v, errdefs.ErrInvalidArgument)
-		}
-	}
-	if v := getenv("AGENTKERNEL_POOL_IDLE"); v != "" {
-		if idle, err = time.ParseDuration(v); err != nil || idle <= 0 {
-			return 0, 0, fmt.Errorf("AGENTKERNEL_POOL_IDLE=%q: want a positive duration such as 5m: %w", v, errdefs.ErrInvalidArgument)
-		}
-	}
-	return size, idle, nil
-}
 
 // spawnMaintainer starts `agentkernel pool maintain --remove NAME` detached
 // (own session, no stdio), so removing a finished run's sandbox and
@@ -111,8 +83,8 @@ func (a *app) newPoolMaintainCmd() *cobra.Command {
 			if err := mgr.MaintainPool(cmd.Context()); err != nil {
 				return err
 			}
-			_, idle, _ := poolSettings(a.getenv)
-			return mgr.LingerPool(cmd.Context(), min(idle, maintainerLinger))
+			_, idle, _ := setup.PoolSettings(a.getenv)
+			return mgr.LingerPool(cmd.Context(), min(idle, setup.MaintainerLinger))
 		}),
 	}
 	cmd.Flags().StringVar(&remove, "remove", "", "a finished sandbox to remove first")

@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/agentkernel-go/agentkernel/internal/image"
 	"github.com/agentkernel-go/agentkernel/internal/service"
+	"github.com/agentkernel-go/agentkernel/internal/setup"
 )
 
 // Main runs the CLI with args (without the program name) and returns the
@@ -104,7 +104,8 @@ they cannot escape: Linux namespaces natively, microVMs where the host allows.
 	add("sandbox", a.newSandboxCmd())
 	add("sandbox", a.sandboxSubcommands()...)
 	add("sandbox", a.newImageCmd())
-	add("host", a.newGCCmd(), a.newPoolCmd(), a.newDoctorCmd(), a.newVersionCmd())
+	add("host", a.newServeCmd(), a.newMCPServerCmd(),
+		a.newGCCmd(), a.newPoolCmd(), a.newDoctorCmd(), a.newVersionCmd())
 	root.SetHelpCommandGroupID("host")
 	root.SetCompletionCommandGroupID("host")
 	return root
@@ -113,7 +114,7 @@ they cannot escape: Linux namespaces natively, microVMs where the host allows.
 // setup resolves the global flags; it runs before every command.
 func (a *app) setup() error {
 	if a.root == "" {
-		dir, err := defaultRoot(a.getenv)
+		dir, err := setup.DefaultRoot(a.getenv)
 		if err != nil {
 			return err
 		}
@@ -130,45 +131,12 @@ func (a *app) setup() error {
 	if level == "" {
 		level = a.getenv("AGENTKERNEL_LOG_LEVEL")
 	}
-	lvl, err := parseLogLevel(level)
+	lvl, err := setup.ParseLogLevel(level)
 	if err != nil {
 		return err
 	}
 	a.logger = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl}))
 	return nil
-}
-
-// defaultRoot is $AGENTKERNEL_ROOT, else $XDG_DATA_HOME/agentkernel, else
-// ~/.local/share/agentkernel.
-func defaultRoot(getenv func(string) string) (string, error) {
-	if dir := getenv("AGENTKERNEL_ROOT"); dir != "" {
-		return dir, nil
-	}
-	if dir := getenv("XDG_DATA_HOME"); dir != "" {
-		return filepath.Join(dir, "agentkernel"), nil
-	}
-	home := getenv("HOME")
-	if home == "" {
-		var err error
-		if home, err = os.UserHomeDir(); err != nil {
-			return "", usagef("no data root: set --root or AGENTKERNEL_ROOT (%v)", err)
-		}
-	}
-	return filepath.Join(home, ".local", "share", "agentkernel"), nil
-}
-
-func parseLogLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "", "warn", "warning":
-		return slog.LevelWarn, nil
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info":
-		return slog.LevelInfo, nil
-	case "error":
-		return slog.LevelError, nil
-	}
-	return 0, usagef("unknown log level %q (want debug, info, warn or error)", s)
 }
 
 // wrap marks errors as coming from a command's own work, so the exit edge
