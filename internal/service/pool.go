@@ -63,19 +63,21 @@ func (m *Manager) poolable(req RunRequest) (key string, create CreateRequest, ok
 // claim takes a live pool sandbox of key for the caller, giving it the
 // request's exec-time settings. It never waits for a lock another process holds.
 func (m *Manager) claim(ctx context.Context, key string, cfg sandbox.Config) *state.Record {
-	recs, err := m.store.List()
+	// Pool sandboxes carry their key in their name: no other sandbox's
+	// record is read, however many there are.
+	names, err := m.store.Names()
 	if err != nil {
 		return nil
 	}
-	for _, r := range recs {
-		if r.Pool != key {
+	for _, name := range names {
+		if !strings.HasPrefix(name, poolPrefix(key)) {
 			continue
 		}
-		unlock, err := m.store.TryLock(r.Name)
+		unlock, err := m.store.TryLock(name)
 		if err != nil {
 			continue
 		}
-		rec, err := m.store.Load(r.Name)
+		rec, err := m.store.Load(name)
 		if err == nil && rec.Pool == key && m.alive(ctx, rec) {
 			rec.Pool, rec.ExpiresAt, rec.Owner = "", nil, m.self
 			rec.Config.Env, rec.Config.WorkDir, rec.Config.User = cfg.Env, cfg.WorkDir, cfg.User
@@ -87,6 +89,12 @@ func (m *Manager) claim(ctx context.Context, key string, cfg sandbox.Config) *st
 		unlock()
 	}
 	return nil
+}
+
+// poolPrefix starts the names of key's pool sandboxes ("run-<key>-…",
+// with generateName's "-").
+func poolPrefix(key string) string {
+	return "run-" + key[:6]
 }
 
 // writePoolSpec records (or refreshes the use time of) a pooled configuration.
@@ -176,7 +184,7 @@ func (m *Manager) fillPool(ctx context.Context, key, path string) error {
 		}
 	}
 	for ; have < m.opts.PoolSize; have++ {
-		create.Name = generateName("run")
+		create.Name = generateName(poolPrefix(key))
 		if _, err := m.create(ctx, create, key, nil); err != nil {
 			return err
 		}

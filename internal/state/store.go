@@ -228,6 +228,21 @@ func (s *Store) List() ([]*Record, error) {
 	return recs, nil
 }
 
+// Names lists the sandboxes' names (unsorted), reading no record.
+func (s *Store) Names() ([]string, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("listing sandboxes: %w", err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), tmpPrefix) {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
 // RemoveStale deletes temp directories older than age left by crashed
 // processes, returning how many it removed.
 func (s *Store) RemoveStale(age time.Duration) int {
