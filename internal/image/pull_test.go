@@ -168,6 +168,20 @@ func TestPullNeedsCredentials(t *testing.T) {
 	if _, err := fromFile.Pull(t.Context(), ref, nil); err != nil {
 		t.Fatalf("docker config credentials: %v", err)
 	}
+
+	// From a credential helper the docker config names, run as docker runs
+	// it: docker-credential-<name> get, the registry on stdin.
+	bin := t.TempDir()
+	helper := "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread host\necho '{\"ServerURL\":\"'$host'\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}'\n"
+	os.WriteFile(filepath.Join(bin, "docker-credential-aktest"), []byte(helper), 0o755)
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	helperDir := t.TempDir()
+	os.WriteFile(filepath.Join(helperDir, "config.json"), []byte(`{"credHelpers":{"`+reg.Host+`":"aktest"}}`), 0o600)
+	t.Setenv("DOCKER_CONFIG", helperDir)
+	viaHelper := NewStore(t.TempDir(), Options{Insecure: []string{reg.Host}, Getenv: func(string) string { return "" }})
+	if _, err := viaHelper.Pull(t.Context(), ref, nil); err != nil {
+		t.Fatalf("credential helper: %v", err)
+	}
 }
 
 func TestPullCorruptedBlob(t *testing.T) {
