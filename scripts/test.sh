@@ -18,6 +18,11 @@ export CI=${CI:-true}
 # unshare/mount/nsenter (util-linux), a static busybox for minimal root
 # filesystems, git for VCS stamps.
 packages=(procps iproute2 util-linux busybox-static ca-certificates git)
+# node and npm run the published agentkernel SDK against a live server
+# (internal/server/e2e_test.go); Debian's are recent enough (fetch, ESM).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	packages+=(nodejs npm)
+fi
 
 section() { printf '\n=== %s\n' "$*"; }
 
