@@ -5,6 +5,8 @@ package server_test
 // End-to-end: the built agentkernel-server, driven by the published npm SDK.
 
 import (
+	"net/http"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -17,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentkernel-go/agentkernel/internal/setup"
 	"github.com/agentkernel-go/agentkernel/internal/testutil"
@@ -185,8 +189,44 @@ func TestSDKAgainstServer(t *testing.T) {
 		t.Fatalf("SDK test: %v\n%s\nserver log:\n%s", err, out, srv.log)
 	}
 	t.Logf("SDK test:\n%s", out)
+	mcpOverHTTP(t, ctx, "http://"+srv.addr+"/mcp", "secret-sdk-key")
 	srv.stop(t)
 	stopped = true
+}
+
+// mcpOverHTTP drives the server's /mcp with the go-sdk client: without the
+// key it is refused; with it, tools list and a run works.
+func mcpOverHTTP(t *testing.T, ctx context.Context, url, key string) {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
+	if _, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url}, nil); err == nil {
+		t.Fatal("/mcp accepted a client without the API key")
+	}
+	withKey := &http.Client{Transport: bearer{key: key, next: http.DefaultTransport}}
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: withKey}, nil)
+	if err != nil {
+		t.Fatalf("/mcp with the key: %v", err)
+	}
+	defer cs.Close()
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil || len(tools.Tools) < 20 {
+		t.Fatalf("/mcp tools: %v", err)
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "sandbox_run", Arguments: map[string]any{"command": []string{"echo", "over http"}}})
+	if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != "over http\n" {
+		t.Fatalf("/mcp sandbox_run: %v %+v", err, res)
+	}
+}
+
+type bearer struct {
+	key  string
+	next http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.key)
+	return b.next.RoundTrip(r)
 }
 
 // cleanRoot removes the warm pool the server left (pool sandboxes outlive

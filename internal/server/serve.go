@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	httpapi "github.com/agentkernel-go/agentkernel/internal/server/http"
+	mcpserver "github.com/agentkernel-go/agentkernel/internal/server/mcp"
 	"github.com/agentkernel-go/agentkernel/internal/service"
 	"github.com/agentkernel-go/agentkernel/internal/setup"
 )
@@ -123,7 +125,9 @@ func serve(ctx context.Context, root string, args []string, getenv func(string) 
 	if agentErr != nil {
 		logger.Warn("sandboxes cannot start", "err", agentErr)
 	}
-	api, err := httpapi.New(mgr, httpapi.Options{APIKeys: keys, Logger: logger})
+	api, err := httpapi.New(mgr, httpapi.Options{APIKeys: keys, Logger: logger, Mounts: map[string]http.Handler{
+		"/mcp": mcpserver.HTTPHandler(mgr, mcpserver.Options{Logger: logger, AgentErr: agentErr}),
+	}})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,9 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
 	Logger            *slog.Logger
+	// Mounts serve other protocols at a path (and below it) behind the
+	// same keys and body limit: the server mounts MCP at /mcp.
+	Mounts map[string]http.Handler
 }
 
 // Server is the HTTP API over a manager.
@@ -98,6 +101,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBody)
+	for prefix, h := range s.opts.Mounts {
+		if r.URL.Path == prefix || strings.HasPrefix(r.URL.Path, prefix+"/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+	}
 	s.router.ServeHTTP(w, r)
 }
 
