@@ -89,3 +89,14 @@ func Image(argv []string, dir string) (Result, bool, error) {
 func procfileReason(proc string, m match) string {
 	return ProcfileName + " " + proc + ": " + m.describe()
 }
+
+// Command picks the image from the command alone, for callers that have
+// no project directory (the HTTP API and MCP: the project is on the
+// client's machine, not the server's).
+func Command(argv []string) (Result, bool) {
+	m, ok := resolveArgv(argv, nil, 0)
+	if !ok {
+		return Result{}, false
+	}
+	return Result{Image: m.rt.image, Reason: "command " + m.describe()}, true
+}

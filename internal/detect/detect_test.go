@@ -417,3 +417,15 @@ func TestImageConfigErrors(t *testing.T) {
 		}
 	})
 }
+
+func TestCommandOnly(t *testing.T) {
+	if r, ok := Command([]string{"sh", "-c", "cd x && pytest -q"}); !ok || r.Image != "python:3.12-alpine" {
+		t.Errorf("got %+v %v", r, ok)
+	}
+	if _, ok := Command([]string{"./configure"}); ok {
+		t.Error("an unknown command detected")
+	}
+	if _, ok := Command(nil); ok {
+		t.Error("no command detected")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/agentkernel-go/agentkernel/internal/detect"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	"github.com/agentkernel-go/agentkernel/internal/image"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
@@ -122,4 +123,17 @@ func (m *Manager) DefaultCommand(ctx context.Context, ref string) ([]string, err
 		return nil, fmt.Errorf("no command given, and image %s defines no Entrypoint or Cmd: %w", ref, errdefs.ErrInvalidArgument)
 	}
 	return args, nil
+}
+
+// autoImage resolves the image "auto" from the command alone (the CLI,
+// which knows the project directory, resolves it before; see
+// internal/detect): the detected image, or the host image if nothing says.
+func autoImage(ref string, argv []string) string {
+	if ref != "auto" {
+		return ref
+	}
+	if r, ok := detect.Command(argv); ok {
+		return r.Image
+	}
+	return sandbox.DefaultImage
 }
