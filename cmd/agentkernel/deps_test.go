@@ -1,0 +1,28 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestCLIStaysLean keeps the server's libraries out of the CLI: every
+// package linked in runs its initialisation on every command, `run`'s hot
+// path included (metrics, MCP and WebSocket cost ≈2 ms of start-up; they
+// live in agentkernel-server).
+func TestCLIStaysLean(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Skipf("go list: %v\n%s", err, out)
+	}
+	for _, banned := range []string{
+		"github.com/prometheus/", "github.com/modelcontextprotocol/", "github.com/coder/websocket",
+		"github.com/agentkernel-go/agentkernel/internal/server",
+	} {
+		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, banned) {
+				t.Errorf("the CLI links %s", dep)
+			}
+		}
+	}
+}
