@@ -187,10 +187,12 @@ func (s *Session) Signal(sig int) error {
 func (s *Session) Wait(stdout, stderr io.Writer) (ExitStatus, error) {
 	s.waitOnce.Do(func() {
 		s.status, s.err = s.wait(stdout, stderr)
+		// Closing the stdin pipe first: a stdin write blocked on HTTP/2
+		// flow control (a process that exited without reading) holds mu.
+		s.pw.Close()
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
-		s.pw.Close()
 		s.cancel() // harmless after the last frame; unblocks Close below
 		s.body.Close()
 	})

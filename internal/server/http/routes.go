@@ -7,6 +7,8 @@ import "net/http"
 func (s *Server) routes() {
 	rt := &s.router
 	rt.handle(http.MethodGet, "/health", s.health)
+	rt.handle(http.MethodGet, "/metrics", s.serveMetrics)
+	rt.handle(http.MethodGet, "/openapi.json", s.serveOpenAPI)
 
 	rt.handle(http.MethodPost, "/run", s.run)
 	rt.handle(http.MethodPost, "/run/stream", s.runStream)
@@ -20,6 +22,9 @@ func (s *Server) routes() {
 	rt.handle(http.MethodPost, "/sandboxes/{name}/start", s.startSandbox)
 	rt.handle(http.MethodPost, "/sandboxes/{name}/stop", s.stopSandbox)
 	rt.handle(http.MethodPost, "/sandboxes/{name}/exec", s.exec)
+	rt.handle(http.MethodPost, "/sandboxes/{name}/extend", s.extendTTL)
+	rt.handle(http.MethodGet, "/sandboxes/{name}/attach", s.attachWS) // WebSocket, see ws.go
+	rt.handle(http.MethodGet, "/sandboxes/{name}/exec/ws", s.execWS)  // WebSocket, see ws.go
 
 	rt.handle(http.MethodPost, "/sandboxes/{name}/exec/detach", s.execDetached)
 	rt.handle(http.MethodGet, "/sandboxes/{name}/exec/detached", s.detachedList)
@@ -36,7 +41,6 @@ func (s *Server) routes() {
 	// Routes of the SDK agentkernel does not serve yet: a clear 501, never
 	// a 404 that reads as "no such sandbox".
 	rt.handle(http.MethodGet, "/sandboxes/{name}/logs", notSupported("sandbox audit logs"))
-	rt.handle(http.MethodPost, "/sandboxes/{name}/extend", notSupported("extending a sandbox's TTL"))
 	for _, f := range []struct{ prefix, what string }{
 		{"/snapshots", "snapshots"},
 		{"/orchestrations", "orchestrations"},

@@ -31,7 +31,7 @@ const (
 
 // Options configure a Server.
 type Options struct {
-	// APIKeys: when any is set, every route but /health needs
+	// APIKeys: when any is set, every route but openPaths needs
 	// `Authorization: Bearer <key>` with one of them.
 	APIKeys []string
 	// MaxBody limits request bodies (default 16 MiB); larger gets 413.
@@ -46,11 +46,12 @@ type Options struct {
 
 // Server is the HTTP API over a manager.
 type Server struct {
-	mgr    *service.Manager
-	opts   Options
-	log    *slog.Logger
-	keys   [][sha256.Size]byte
-	router router
+	mgr     *service.Manager
+	opts    Options
+	log     *slog.Logger
+	keys    [][sha256.Size]byte
+	router  router
+	metrics *metrics
 }
 
 // New returns the API over mgr.
@@ -74,12 +75,16 @@ func New(mgr *service.Manager, opts Options) (*Server, error) {
 		}
 		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
 	}
+	s.metrics = newMetrics(mgr)
 	s.routes()
+	s.instrumentOps()
 	return s, nil
 }
 
 // ServeHTTP authenticates, limits the body and routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w, done := s.metrics.track(w, r, s.routeOf(r))
+	defer done()
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -89,7 +94,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fail(w, fmt.Errorf("internal error: %w", errdefs.ErrInternal), nil)
 		}
 	}()
-	if !(r.URL.Path == "/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
+	if !(openPaths[r.URL.Path] && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
 		if msg := s.checkAuth(r); msg != "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="agentkernel"`)
 			writeJSON(w, http.StatusUnauthorized, envelope{Error: msg})
@@ -109,6 +114,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.router.ServeHTTP(w, r)
 }
+
+// openPaths need no API key: health checks, metrics scrapers and API
+// browsers have none.
+var openPaths = map[string]bool{"/health": true, "/metrics": true, "/openapi.json": true}
 
 // checkAuth returns why r is not authorised, or "".
 func (s *Server) checkAuth(r *http.Request) string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -100,7 +99,8 @@ func (t *tools) addSandboxTools(s *mcp.Server) {
 	add(t, s, &mcp.Tool{Name: "sandbox_stop",
 		Description: "Stop a running sandbox, keeping it and its files for a later sandbox_start."}, nil, t.stop)
 	add(t, s, &mcp.Tool{Name: "sandbox_extend_ttl",
-		Description: "Extend a sandbox's time-to-live: add time to its current expiry."},
+		Description: "Extend a sandbox's time-to-live: add time to its current expiry (to now when it has " +
+			"none or it has passed), at most 30 days at a time."},
 		func(s *jsonschema.Schema) { setDefault(s, "by", "1h") }, t.extendTTL)
 
 	add(t, s, &mcp.Tool{Name: "snapshot_list", Annotations: readOnly(),
@@ -253,32 +253,29 @@ func (t *tools) stop(ctx context.Context, in nameInput) (string, sandboxInfo, er
 }
 
 func (t *tools) extendTTL(ctx context.Context, in extendInput) (string, sandboxInfo, error) {
-	if _, err := parseDuration("by", in.By); err != nil {
+	by := time.Hour
+	if in.By != "" {
+		var err error
+		if by, err = parseDuration("by", in.By); err != nil {
+			return "", sandboxInfo{}, err
+		}
+	}
+	info, err := t.mgr.ExtendTTL(ctx, in.Name, by)
+	if err != nil {
 		return "", sandboxInfo{}, err
 	}
-	if _, err := t.mgr.Get(ctx, in.Name); err != nil {
-		return "", sandboxInfo{}, err
-	}
-	// The manager has no way yet to change a sandbox's expiry.
-	return "", sandboxInfo{}, fmt.Errorf("extending the TTL of sandbox %q is %w", in.Name, errdefs.ErrNotImplemented)
+	return fmt.Sprintf("Sandbox '%s' now expires at %s.", info.Name, info.ExpiresAt.UTC().Format(time.RFC3339)), infoOf(info), nil
 }
 
-// parseDuration reads a duration such as 90s, 30m, 1h or 2d; "" is 0.
+// parseDuration reads an argument's duration (service.ParseDuration's
+// forms); "" is 0.
 func parseDuration(what, s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
-	var d time.Duration
-	var err error
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n float64
-		n, err = strconv.ParseFloat(days, 64)
-		d = time.Duration(n * 24 * float64(time.Hour))
-	} else {
-		d, err = time.ParseDuration(s)
-	}
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%s %q: want a positive duration such as 30m, 1h or 2d: %w", what, s, errdefs.ErrInvalidArgument)
+	d, err := service.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
 	}
 	return d, nil
 }

@@ -106,6 +106,10 @@ await step("sandbox session", async () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.equal(st.status, "failed");
+
+    const ext = await client.extendTtl(name, { by: "1h" });
+    assert.ok(Date.parse(ext.expires_at) > Date.now() + 59 * 60 * 1000, "extended by an hour");
+    await rejects(client.extendTtl(name, { by: "soon" }), ValidationError, "bad duration");
   } finally {
     await sb.remove();
   }
