@@ -62,7 +62,7 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (*Info, agentv1.ExitS
 	if err := req.Exec.Spec.Validate(); err != nil {
 		return nil, none, agentError(err)
 	}
-	req.Create.Config.Image = autoImage(req.Create.Config.Image, req.Exec.Spec.Args)
+	req.Create.Config.Image = AutoImage(req.Create.Config.Image, req.Exec.Spec.Args)
 	key, poolReq, pooled := m.poolable(req)
 	var rec *state.Record
 	specWritten := func() {}

@@ -125,10 +125,11 @@ func (m *Manager) DefaultCommand(ctx context.Context, ref string) ([]string, err
 	return args, nil
 }
 
-// autoImage resolves the image "auto" from the command alone (the CLI,
+// AutoImage resolves the image "auto" from the command alone (the CLI,
 // which knows the project directory, resolves it before; see
 // internal/detect): the detected image, or the host image if nothing says.
-func autoImage(ref string, argv []string) string {
+// Any other reference is returned as is.
+func AutoImage(ref string, argv []string) string {
 	if ref != "auto" {
 		return ref
 	}

@@ -36,7 +36,7 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, pool string, ow
 	if err := req.Config.Validate(); err != nil {
 		return nil, err
 	}
-	req.Config.Image = autoImage(req.Config.Image, nil)
+	req.Config.Image = AutoImage(req.Config.Image, nil)
 	b, err := m.pickBackend(ctx, req.Backend)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -42,11 +43,18 @@ type apiServer struct {
 // and fails the test if any sandbox is left.
 func newAPI(t *testing.T, edit ...func(*httpapi.Options)) *apiServer {
 	t.Helper()
+	return newAPIEnv(t, nil, edit...)
+}
+
+// newAPIEnv is newAPI with more environment for the manager.
+func newAPIEnv(t *testing.T, extra map[string]string, edit ...func(*httpapi.Options)) *apiServer {
+	t.Helper()
 	testutil.RequireLinux(t)
 	testutil.RequireRoot(t)
 	agent := testutil.BuildBinary(t, "agentkernel-agent")
 	root := t.TempDir()
 	env := map[string]string{"AGENTKERNEL_AGENT": agent, "AGENTKERNEL_POOL": "0"}
+	maps.Copy(env, extra)
 	mgr, agentErr, err := setup.Manager(context.Background(), setup.Config{
 		Root: root, Getenv: func(k string) string { return env[k] },
 	})

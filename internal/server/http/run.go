@@ -109,6 +109,13 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, _ params) {
 		"command": req.Command, "fast": req.Fast == nil || *req.Fast,
 		"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 	})
+	// An image not in the store yet is pulled first, its layers reported
+	// as progress events.
+	sreq.Create.Config.Image = service.AutoImage(sreq.Create.Config.Image, req.Command)
+	if err := s.mgr.EnsureImage(ctx, sreq.Create.Config.Image, &pullEvents{ev: ev, image: sreq.Create.Config.Image}); err != nil {
+		ev.send("error", map[string]any{"message": err.Error(), "status": errorStatus(err)})
+		return
+	}
 	_, st, err := s.mgr.Run(ctx, sreq)
 	ev.flushOutput()
 	if err != nil {
@@ -217,3 +224,45 @@ func (o *streamOutput) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// pullEvents reports an image pull as progress events: each layer when it
+// starts, at most every progressEvery while it downloads, and when done.
+type pullEvents struct {
+	ev    *eventStream
+	image string
+}
+
+const progressEvery = 250 * time.Millisecond
+
+// Layer implements image.Progress.
+func (p *pullEvents) Layer(digest string, size int64) (io.Writer, func(error)) {
+	var n int64
+	var last time.Time
+	report := func(extra map[string]any) {
+		data := map[string]any{"stage": "pull", "image": p.image, "layer": digest, "downloaded": n, "total": size}
+		for k, v := range extra {
+			data[k] = v
+		}
+		p.ev.send("progress", data)
+	}
+	report(nil)
+	w := writerFunc(func(b []byte) (int, error) {
+		n += int64(len(b))
+		if time.Since(last) >= progressEvery {
+			last = time.Now()
+			report(nil)
+		}
+		return len(b), nil
+	})
+	return w, func(err error) {
+		if err != nil {
+			report(map[string]any{"error": err.Error()})
+			return
+		}
+		report(map[string]any{"done": true})
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
