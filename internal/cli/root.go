@@ -58,7 +58,7 @@ func (a *app) main(ctx context.Context, args []string) int {
 	cmd.SetIn(a.stdin)
 	cmd.SetOut(a.stdout)
 	cmd.SetErr(a.stderr)
-	_, err := cmd.ExecuteContextC(ctx)
+	_, err := cmd.ExecuteContextC(service.WithVia(ctx, "cli"))
 	if a.mgr != nil {
 		a.mgr.Close()
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	httpapi "github.com/agentkernel-go/agentkernel/internal/server/http"
@@ -30,6 +32,8 @@ type serveFlags struct {
 	apiKeys         stringList
 	apiKeyFile      string
 	tlsCert, tlsKey string
+	tlsSelfSigned   bool
+	config          string
 }
 
 type stringList []string
@@ -47,6 +51,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "file holding API keys, one a line")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the certificate's private key (PEM)")
+	fs.BoolVar(&f.tlsSelfSigned, "tls-self-signed", false, "serve HTTPS with a certificate made at start (ECDSA P-256, in memory); its SHA-256 fingerprint is logged for clients to pin")
+	fs.StringVar(&f.config, "config", "", "read settings from this TOML file (host, port, api_key, api_keys, api_key_file, tls_cert, tls_key, tls_self_signed, log_level); flags win")
 	fs.StringVar(&f.logLevel, "log-level", os.Getenv("AGENTKERNEL_LOG"), "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
@@ -54,11 +60,23 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q: %w", fs.Args(), errdefs.ErrInvalidArgument)
 	}
+	if f.config != "" {
+		c, err := loadServeConfig(f.config)
+		if err != nil {
+			return nil, err
+		}
+		set := map[string]bool{}
+		fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+		c.apply(f, set)
+	}
 	if f.port < 0 || f.port > 65535 {
 		return nil, fmt.Errorf("--port %d out of range 0..65535: %w", f.port, errdefs.ErrInvalidArgument)
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, fmt.Errorf("--tls-cert and --tls-key go together: %w", errdefs.ErrInvalidArgument)
+	}
+	if f.tlsSelfSigned && f.tlsCert != "" {
+		return nil, fmt.Errorf("--tls-self-signed and --tls-cert/--tls-key exclude each other: %w", errdefs.ErrInvalidArgument)
 	}
 	return f, nil
 }
@@ -135,12 +153,29 @@ func serve(ctx context.Context, root string, args []string, getenv func(string) 
 	if err != nil {
 		return fmt.Errorf("listening: %v: %w", err, errdefs.ErrUnavailable)
 	}
-	pool.start(ctx, mgr)
-	defer pool.wait()
 	scheme := "http"
 	if f.tlsCert != "" {
 		scheme = "https"
 	}
+	if f.tlsSelfSigned {
+		cert, err := selfSignedCert(f.host, time.Now())
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		scheme = "https"
+		ln = tls.NewListener(ln, &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			NextProtos:   []string{"h2", "http/1.1"},
+			MinVersion:   tls.VersionTLS12,
+		})
+		// Clients pin this (curl --pinnedpubkey pins the key instead).
+		fmt.Fprintf(stderr, "agentkernel: self-signed TLS certificate for %s, valid until %s, SHA-256 fingerprint %s\n",
+			strings.Join(append(cert.Leaf.DNSNames, ipStrings(cert.Leaf.IPAddresses)...), ","),
+			cert.Leaf.NotAfter.UTC().Format(time.RFC3339), Fingerprint(cert.Certificate[0]))
+	}
+	pool.start(ctx, mgr)
+	defer pool.wait()
 	auth := "off"
 	if len(keys) > 0 {
 		auth = "on"
@@ -224,4 +259,12 @@ func (p *poolWorker) wait() {
 	if p.done != nil {
 		<-p.done
 	}
+}
+
+func ipStrings(ips []net.IP) []string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
@@ -47,11 +48,17 @@ func (m *Manager) exec(ctx context.Context, rec *state.Record, c *agentv1.Client
 		return agentv1.ExitStatus{}, agentError(err)
 	}
 	spec.Stdin = req.Stdin != nil
+	start := time.Now()
 	st, err := c.Exec(ctx, spec, req.Stdin, req.Stdout, req.Stderr)
 	if err != nil {
-		return st, fmt.Errorf("exec in sandbox %q: %w", rec.Name, agentError(err))
+		err = fmt.Errorf("exec in sandbox %q: %w", rec.Name, agentError(err))
 	}
-	return st, nil
+	if rec.Owner == nil {
+		// An ephemeral run's log would go with its sandbox at once: its
+		// command is not worth a write on run's path.
+		m.auditCommand(ctx, rec.Name, AuditCommand, spec.Args, start, st.Code, err)
+	}
+	return st, err
 }
 
 // Run runs one command in an ephemeral sandbox: created and started for it
@@ -149,6 +156,7 @@ func (m *Manager) Attach(ctx context.Context, name string, spec agentv1.ExecSpec
 	if err != nil {
 		return nil, fmt.Errorf("exec in sandbox %q: %w", rec.Name, agentError(err))
 	}
+	m.audit(ctx, rec.Name, AuditEntry{Type: AuditSessionAttached, Command: spec.Args})
 	return s, nil
 }
 
@@ -163,6 +171,9 @@ func (m *Manager) StartProcess(ctx context.Context, name string, spec agentv1.Ex
 		return agentv1.ProcessInfo{}, agentError(err)
 	}
 	p, err := c.StartProcess(ctx, spec)
+	if err == nil {
+		m.audit(ctx, rec.Name, AuditEntry{Type: AuditDetachedStarted, Command: spec.Args, ProcessID: p.ID})
+	}
 	return p, agentError(err)
 }
 
@@ -205,10 +216,13 @@ func (m *Manager) KillProcess(ctx context.Context, name, id string, sig int) (ag
 	if sig <= 0 || sig > 64 {
 		return agentv1.ProcessInfo{}, fmt.Errorf("signal %d: %w", sig, errdefs.ErrInvalidArgument)
 	}
-	_, c, err := m.running(ctx, name, sandbox.OpExec)
+	rec, c, err := m.running(ctx, name, sandbox.OpExec)
 	if err != nil {
 		return agentv1.ProcessInfo{}, err
 	}
 	p, err := c.KillProcess(ctx, id, sig)
+	if err == nil {
+		m.audit(ctx, rec.Name, AuditEntry{Type: AuditDetachedKilled, ProcessID: id, Signal: sig})
+	}
 	return p, agentError(err)
 }

@@ -68,6 +68,7 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, pool string, ow
 	if err := m.store.Create(rec); err != nil {
 		return nil, err
 	}
+	m.audit(ctx, name, AuditEntry{Type: AuditCreated, Image: req.Config.Image, Backend: string(b.Type())})
 	m.log.Info("sandbox created", "name", name, "id", rec.ID, "backend", b.Type())
 	return m.info(ctx, rec), nil
 }
@@ -167,6 +168,7 @@ func (m *Manager) startLocked(ctx context.Context, rec *state.Record) error {
 		m.forgetClient(rec)
 		return errors.Join(fmt.Errorf("starting sandbox %q: %w", rec.Name, err), b.Stop(cctx, spec, rt))
 	}
+	m.audit(ctx, rec.Name, AuditEntry{Type: AuditStarted})
 	m.log.Info("sandbox started", "name", rec.Name, "pid", rt.PID)
 	return nil
 }
@@ -251,6 +253,7 @@ func (m *Manager) stopLocked(ctx context.Context, rec *state.Record) error {
 	}
 	if rec.Status == sandbox.StatusRunning {
 		rec.Status = sandbox.StatusStopped
+		m.audit(ctx, rec.Name, AuditEntry{Type: AuditStopped})
 		m.log.Info("sandbox stopped", "name", rec.Name)
 	}
 	rec.Runtime, rec.StartedAt = nil, nil

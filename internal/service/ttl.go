@@ -39,6 +39,7 @@ func (m *Manager) ExtendTTL(ctx context.Context, name string, by time.Duration) 
 	if err != nil {
 		return nil, err
 	}
+	m.audit(ctx, rec.Name, AuditEntry{Type: AuditTTLExtended, ExpiresAt: rec.ExpiresAt})
 	m.log.Info("sandbox TTL extended", "name", rec.Name, "by", by, "expires_at", rec.ExpiresAt)
 	return m.info(ctx, rec), nil
 }

@@ -107,7 +107,6 @@ func TestUnsupportedRoutes(t *testing.T) {
 		{"GET", "/schedules"}, {"DELETE", "/schedules/s"},
 		{"GET", "/stores"}, {"POST", "/stores/s/query"},
 		{"GET", "/snapshots"}, {"POST", "/snapshots"}, {"POST", "/snapshots/s/restore"},
-		{"GET", "/sandboxes/x/logs"},
 	} {
 		r := a.do(rt[0], rt[1], "{}")
 		if r.status != 501 || !strings.Contains(r.env.Error, "not yet supported") {

@@ -23,6 +23,7 @@ func (s *Server) routes() {
 	rt.handle(http.MethodPost, "/sandboxes/{name}/stop", s.stopSandbox)
 	rt.handle(http.MethodPost, "/sandboxes/{name}/exec", s.exec)
 	rt.handle(http.MethodPost, "/sandboxes/{name}/extend", s.extendTTL)
+	rt.handle(http.MethodGet, "/sandboxes/{name}/logs", s.sandboxLogs)
 	rt.handle(http.MethodGet, "/sandboxes/{name}/attach", s.attachWS) // WebSocket, see ws.go
 	rt.handle(http.MethodGet, "/sandboxes/{name}/exec/ws", s.execWS)  // WebSocket, see ws.go
 
@@ -40,7 +41,6 @@ func (s *Server) routes() {
 
 	// Routes of the SDK agentkernel does not serve yet: a clear 501, never
 	// a 404 that reads as "no such sandbox".
-	rt.handle(http.MethodGet, "/sandboxes/{name}/logs", notSupported("sandbox audit logs"))
 	for _, f := range []struct{ prefix, what string }{
 		{"/snapshots", "snapshots"},
 		{"/orchestrations", "orchestrations"},

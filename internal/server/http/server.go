@@ -106,6 +106,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBody)
+	r = r.WithContext(service.WithVia(r.Context(), "api"))
 	for prefix, h := range s.opts.Mounts {
 		if r.URL.Path == prefix || strings.HasPrefix(r.URL.Path, prefix+"/") {
 			h.ServeHTTP(w, r)

@@ -124,7 +124,7 @@ func add[In, Out any](t *tools, s *mcp.Server, tool *mcp.Tool, schema func(*json
 		tool.InputSchema = in
 	}
 	mcp.AddTool(s, tool, func(ctx context.Context, _ *mcp.CallToolRequest, in In) (*mcp.CallToolResult, Out, error) {
-		text, out, err := h(ctx, in)
+		text, out, err := h(service.WithVia(ctx, "mcp"), in)
 		var f *failure
 		switch {
 		case errors.As(err, &f):

@@ -110,6 +110,18 @@ await step("sandbox session", async () => {
     const ext = await client.extendTtl(name, { by: "1h" });
     assert.ok(Date.parse(ext.expires_at) > Date.now() + 59 * 60 * 1000, "extended by an hour");
     await rejects(client.extendTtl(name, { by: "soon" }), ValidationError, "bad duration");
+
+    const audit = await client.getSandboxLogs(name);
+    const types = audit.map((e) => e.type);
+    for (const want of ["sandbox_created", "sandbox_started", "command_executed", "file_written", "file_deleted", "detached_started", "detached_killed", "ttl_extended"]) {
+      assert.ok(types.includes(want), `audit log has ${want}: ${types}`);
+    }
+    const direct = audit.find((e) => e.type === "command_executed" && e.command[0] === "echo");
+    assert.deepEqual(direct.command, ["echo", "direct"]);
+    assert.equal(direct.exit_code, 0);
+    assert.equal(direct.via, "api");
+    assert.ok(audit.every((e) => e.timestamp && !("content" in e)), "timestamps, no content");
+    await rejects(client.getSandboxLogs("no-such-sandbox"), NotFoundError, "logs of unknown sandbox");
   } finally {
     await sb.remove();
   }
