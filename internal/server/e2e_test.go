@@ -216,6 +216,7 @@ func mcpOverHTTP(t *testing.T, ctx context.Context, url, key string) {
 	if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != "over http\n" {
 		t.Fatalf("/mcp sandbox_run: %v %+v", err, res)
 	}
+	mcpSandboxSession(t, ctx, cs, "mcp-http")
 }
 
 type bearer struct {

@@ -57,6 +57,7 @@ func TestMCPStdio(t *testing.T) {
 			t.Fatalf("run %d: %v %+v", i, err, res)
 		}
 	}
+	mcpSandboxSession(t, ctx, cs, "mcp-stdio")
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "sandbox_exec", Arguments: map[string]any{"name": "nope", "command": []string{"true"}}})
 	if err != nil || !res.IsError {
 		t.Fatalf("exec in an unknown sandbox: %v %+v", err, res)
