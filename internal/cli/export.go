@@ -6,8 +6,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/google/renameio/v2"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -77,15 +78,11 @@ func isTerminal(w io.Writer) bool {
 // writeAtomically has fill write a new file at dst: into a temporary file
 // in the same directory, renamed over dst only when fill succeeded, so dst
 // is whole or untouched. An existing dst keeps its permissions.
-func writeAtomically(dst string, fill func(io.Writer) error) (err error) {
+func writeAtomically(dst string, fill func(io.Writer) error) error {
 	if fi, err := os.Stat(dst); err == nil && fi.IsDir() {
 		return usagef("%s is a directory", dst)
 	}
-	perm := fs.FileMode(0o644)
-	if fi, err := os.Stat(dst); err == nil && fi.Mode().IsRegular() {
-		perm = fi.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".agentkernel-*")
+	tmp, err := renameio.NewPendingFile(dst, renameio.WithPermissions(0o644), renameio.WithExistingPermissions())
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -93,23 +90,12 @@ func writeAtomically(dst string, fill func(io.Writer) error) (err error) {
 		}
 		return fmt.Errorf("creating %s: %w", dst, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.Cleanup() // a no-op once replaced
 	if err := fill(tmp); err != nil {
 		return err
 	}
-	if err := tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
+	if err := tmp.CloseAtomicallyReplace(); err != nil {
 		return fmt.Errorf("writing %s: %w", dst, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", dst, err)
-	}
-	return os.Rename(tmp.Name(), dst)
+	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 )
@@ -58,7 +60,7 @@ func (s *Store) writeRecord(img *Image) error {
 	if err := os.MkdirAll(s.dir("refs"), 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(s.refPath(img.Name), raw)
+	return renameio.WriteFile(s.refPath(img.Name), raw, 0o600)
 }
 
 // List returns the stored images, by name.
@@ -163,26 +165,4 @@ func (s *Store) byID(ref string) (*Image, error) {
 		return nil, fmt.Errorf("image %q is not in the store: %w", ref, errdefs.ErrNotFound)
 	}
 	return found, nil
-}
-
-// writeFileAtomic writes path so that readers see the old or the new
-// content, never a mix, even across a crash.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

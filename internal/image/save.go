@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/google/renameio/v2"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
@@ -75,7 +77,7 @@ func (s *Store) writeBlob(h v1.Hash, data []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("image store: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, h.Hex), data); err != nil {
+	if err := renameio.WriteFile(filepath.Join(dir, h.Hex), data, 0o600); err != nil {
 		return fmt.Errorf("image store: %w", err)
 	}
 	return nil

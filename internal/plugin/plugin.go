@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
@@ -132,7 +134,7 @@ func Install(t Target, opts Options) (Result, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return res, err
 	}
-	return res, writeAtomic(path, content)
+	return res, renameio.WriteFile(path, content, 0o644, renameio.WithExistingPermissions())
 }
 
 // entry is agentkernel's server entry in the format's own shape.
@@ -246,28 +248,4 @@ func Installed(t Target, opts Options) bool {
 	servers, _ := doc[key].(map[string]any)
 	_, ok := servers[serverName]
 	return ok
-}
-
-func writeAtomic(path string, data []byte) error {
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".agentkernel-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
