@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 )
@@ -141,7 +142,8 @@ echo x > /dev/shm/not-exported`)
 
 	// Never to a terminal.
 	p := startOnPTY(t, e, 24, 80, "export", name)
-	if code := p.wait(); code != errdefs.ExitUsage || !strings.Contains(p.output(), "terminal") {
+	// The output may still be in the terminal's buffer when the process is gone.
+	if code := p.wait(); code != errdefs.ExitUsage || !p.waitOutput("terminal", 5*time.Second) {
 		t.Errorf("export to a terminal: exit %d, output %q", code, p.output())
 	}
 
