@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentkernel-go/agentkernel/internal/image"
+	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/service"
 )
 
@@ -224,6 +225,9 @@ func humanBytes(n int64) string {
 // ensureImage pulls ref before a sandbox is made from it, if the store
 // lacks it, so the bars are finished before the command's output starts.
 func (a *app) ensureImage(ctx context.Context, mgr *service.Manager, ref string) error {
+	if ref == "" || ref == sandbox.DefaultImage {
+		return nil // nothing to pull: no bars to set up on run's path
+	}
 	bars := newPullBars(a.stderr)
 	err := mgr.EnsureImage(ctx, ref, bars.progress())
 	bars.wait()

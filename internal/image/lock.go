@@ -2,14 +2,13 @@ package image
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/flock"
 )
 
 // lock takes a flock on images/locks/<name>, shared or exclusive, waiting
@@ -28,22 +27,14 @@ func (s *Store) lock(ctx context.Context, name string, exclusive bool) (func(), 
 	if exclusive {
 		how = unix.LOCK_EX
 	}
-	for delay := time.Millisecond; ; delay = min(delay*2, 100*time.Millisecond) {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("image store lock %s: %w", name, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
+	if err := flock.Wait(ctx, int(f.Fd()), how); err != nil {
+		f.Close()
+		if ctx.Err() != nil {
 			return nil, fmt.Errorf("waiting for image store lock %s: %w", name, errdefs.ErrDeadlineExceeded)
-		case <-time.After(delay):
 		}
+		return nil, fmt.Errorf("image store lock %s: %w", name, err)
 	}
+	return func() { f.Close() }, nil
 }
 
 // Hold keeps layers from being pruned until the returned function is

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/flock"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 )
 
@@ -184,14 +185,8 @@ func (m *Manager) StopPoolMaintainer(ctx context.Context) error {
 		return nil // there never was one
 	}
 	defer lock.Close()
-	for {
-		if unix.Flock(int(lock.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for the pool maintainer: %w", ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
+	if err := flock.Wait(ctx, int(lock.Fd()), unix.LOCK_SH); err != nil {
+		return fmt.Errorf("waiting for the pool maintainer: %w", err)
 	}
+	return nil
 }

@@ -40,7 +40,7 @@ func (s *Store) AppendAudit(name string, line []byte) error {
 	}
 	defer f.Close()
 	fd := int(f.Fd())
-	if err := flock(fd, unix.LOCK_SH); err != nil {
+	if err := flockRetry(fd, unix.LOCK_SH); err != nil {
 		return fmt.Errorf("locking audit log: %w", err)
 	}
 	if _, err := f.Write(line); err != nil {
@@ -53,7 +53,7 @@ func (s *Store) AppendAudit(name string, line []byte) error {
 	// Trim: upgrade to an exclusive lock (flock converts, other appenders
 	// finish their write first) and check again, another appender may
 	// have trimmed meanwhile.
-	if err := flock(fd, unix.LOCK_EX); err != nil {
+	if err := flockRetry(fd, unix.LOCK_EX); err != nil {
 		return fmt.Errorf("locking audit log: %w", err)
 	}
 	// Rewriting needs a descriptor without O_APPEND; the file is the same
@@ -66,7 +66,8 @@ func (s *Store) AppendAudit(name string, line []byte) error {
 	return trimAudit(rw)
 }
 
-func flock(fd, how int) error {
+// flockRetry takes a lock blocking, retrying when a signal interrupts the wait.
+func flockRetry(fd, how int) error {
 	for {
 		err := unix.Flock(fd, how)
 		if !errors.Is(err, unix.EINTR) {
@@ -119,7 +120,7 @@ func (s *Store) ReadAudit(name string) ([]byte, error) {
 	}
 	defer f.Close()
 	// Shared: a trim in progress finishes first.
-	if err := flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+	if err := flockRetry(int(f.Fd()), unix.LOCK_SH); err != nil {
 		return nil, fmt.Errorf("locking audit log: %w", err)
 	}
 	b, err := io.ReadAll(f)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/flock"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 )
 
@@ -278,22 +279,12 @@ func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 		}
 		return nil, fmt.Errorf("locking sandbox %q: %w", name, err)
 	}
-	fd := int(f.Fd())
-	for delay := time.Millisecond; ; delay = min(delay*2, 50*time.Millisecond) {
-		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("locking sandbox %q: %w", name, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
+	if err := flock.Wait(ctx, int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		if ctx.Err() != nil {
 			return nil, fmt.Errorf("waiting for sandbox %q lock: %w", name, errdefs.ErrDeadlineExceeded)
-		case <-time.After(delay):
 		}
+		return nil, fmt.Errorf("locking sandbox %q: %w", name, err)
 	}
 	// The sandbox may have been removed (and even re-created) while we
 	// waited: the lock is only good if its file is still the one at the path.
