@@ -21,10 +21,11 @@ import (
 
 // e2e runs the built agentkernel binary against a private data root.
 type e2e struct {
-	t     *testing.T
-	bin   string
-	agent string
-	root  string
+	t      *testing.T
+	bin    string
+	agent  string
+	server string
+	root   string
 	// env and dir are added to every command's environment, and its
 	// working directory.
 	env []string
@@ -39,7 +40,9 @@ func newE2E(t *testing.T) *e2e {
 		t:     t,
 		bin:   testutil.BuildBinary(t, "agentkernel"),
 		agent: testutil.BuildBinary(t, "agentkernel-agent"),
-		root:  filepath.Join(t.TempDir(), "root"),
+		// Pulls and imports run in agentkernel-server (package fetchcmd).
+		server: testutil.BuildBinary(t, "agentkernel-server"),
+		root:   filepath.Join(t.TempDir(), "root"),
 	}
 	t.Cleanup(e.cleanup)
 	return e
@@ -50,7 +53,8 @@ func (e *e2e) command(ctx context.Context, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, e.bin, args...)
 	// The warm pool is off unless a test turns it on: its background
 	// maintainer would outlive the command being checked.
-	c.Env = append(os.Environ(), "AGENTKERNEL_ROOT="+e.root, "AGENTKERNEL_AGENT="+e.agent, "AGENTKERNEL_POOL=0")
+	c.Env = append(os.Environ(), "AGENTKERNEL_ROOT="+e.root, "AGENTKERNEL_AGENT="+e.agent,
+		"AGENTKERNEL_SERVER="+e.server, "AGENTKERNEL_POOL=0")
 	c.Env = append(c.Env, e.env...)
 	c.Dir = e.dir
 	c.WaitDelay = 5 * time.Second

@@ -42,6 +42,18 @@ func Kind(err error) error {
 	return ErrInternal
 }
 
+// FromText returns the kind whose text is s: how a kind crosses a process
+// boundary (Kind(err).Error() on one side, FromText on the other).
+// Unknown text is ErrInternal.
+func FromText(s string) error {
+	for _, k := range kinds {
+		if k.Error() == s {
+			return k
+		}
+	}
+	return ErrInternal
+}
+
 // Exit codes of the agentkernel CLI for failures of agentkernel itself (a
 // command run in a sandbox passes its own exit code through instead).
 const (

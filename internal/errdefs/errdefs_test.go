@@ -33,3 +33,15 @@ func TestTranslationOfWrappedKinds(t *testing.T) {
 		}
 	}
 }
+
+func TestFromTextRoundTripsEveryKind(t *testing.T) {
+	for _, k := range kinds {
+		wrapped := fmt.Errorf("context: %w", k)
+		if got := FromText(Kind(wrapped).Error()); got != k {
+			t.Errorf("FromText(%q) = %v, want %v", k.Error(), got, k)
+		}
+	}
+	if got := FromText("no such kind"); got != ErrInternal {
+		t.Errorf("unknown text gave %v, want ErrInternal", got)
+	}
+}

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // Remove deletes the image record ref names (or, given an ID, every name
@@ -72,8 +70,8 @@ func (s *Store) Prune(ctx context.Context, inUse func() ([]string, error)) (Prun
 		for _, c := range img.Chain {
 			keepLayers[c] = true
 		}
-		if h, err := v1.NewHash(img.ID); err == nil {
-			keepBlobs[h.Hex] = true
+		if _, hex, ok := strings.Cut(img.ID, ":"); ok {
+			keepBlobs[hex] = true
 		}
 	}
 	for _, dir := range used {
@@ -86,7 +84,7 @@ func (s *Store) Prune(ctx context.Context, inUse func() ([]string, error)) (Prun
 		if keepLayers[e.Name()] {
 			continue
 		}
-		m, _ := s.readLayer(e.Name())
+		m, _ := s.Layer(e.Name())
 		if err := os.RemoveAll(s.layerDir(e.Name())); err != nil {
 			return rep, fmt.Errorf("pruning layer %s: %w", e.Name(), err)
 		}

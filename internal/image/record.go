@@ -50,9 +50,9 @@ func (s *Store) refPath(name string) string {
 	return s.dir("refs", hex.EncodeToString(sum[:16])+".json")
 }
 
-// writeRecord publishes an image: written last in a pull or an import, so
-// an image is visible only once all its layers are in place.
-func (s *Store) writeRecord(img *Image) error {
+// Publish makes img visible under its name: written last in a pull or an
+// import, so an image is visible only once all its layers are in place.
+func (s *Store) Publish(img *Image) error {
 	raw, err := json.MarshalIndent(img, "", "  ")
 	if err != nil {
 		return err
@@ -102,7 +102,7 @@ func (s *Store) Get(ref string) (*Image, error) {
 	if isID(ref) {
 		return s.byID(ref)
 	}
-	r, err := s.parseRef(ref)
+	r, err := ParseRef(ref)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +116,7 @@ func (s *Store) Get(ref string) (*Image, error) {
 	// repo@digest also finds an image pulled by tag with that digest.
 	if d, ok := strings.CutPrefix(r.Identifier(), "sha256:"); ok {
 		all, _ := s.List()
-		repo := r.Context().Name()
+		repo := r.Repo()
 		for _, img := range all {
 			if img.Digest == "sha256:"+d && strings.HasPrefix(img.Name, repo) {
 				return img, nil

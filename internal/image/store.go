@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
-
-	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
@@ -34,13 +33,18 @@ type Store struct {
 	// tests point it at a fake tree).
 	hostRoot string
 	opts     Options
+	fetcher  Fetcher
 
 	mu sync.Mutex // serialises this process's host-image materialisations
 }
 
-// Options configure pulls. The zero value pulls from registries over TLS
-// with the docker config's credentials, for the host's platform, quietly.
+// Options configure the store and its fetcher. The zero value pulls from
+// registries over TLS with the docker config's credentials, for the host's
+// platform, quietly.
 type Options struct {
+	// Fetcher makes the store's fetcher (pulls and imports); nil means the
+	// store holds only what is already in it and the host image.
+	Fetcher func(*Store) Fetcher
 	// Platform is the platform picked from multi-arch indexes, as
 	// os/arch[/variant]; empty means the host's.
 	Platform string
@@ -51,7 +55,19 @@ type Options struct {
 	Getenv func(string) string
 	// Transport is the HTTP transport for registries (tests); nil means
 	// go-containerregistry's default.
-	Transport httpRoundTripper
+	Transport http.RoundTripper
+}
+
+// Fetcher brings images into a store. The registry client lives behind
+// this interface so that a binary which only runs sandboxes (the CLI)
+// does not link it: the CLI's fetcher runs agentkernel-server to pull.
+type Fetcher interface {
+	// Pull downloads ref from its registry, telling progress (if not nil)
+	// about each layer it downloads.
+	Pull(ctx context.Context, ref string, progress Progress) (*Image, error)
+	// Import stores the images of a docker save archive or an OCI layout;
+	// tag, if set, names the single image it holds.
+	Import(ctx context.Context, path, tag string) ([]*Image, error)
 }
 
 // Progress receives pull progress, one layer at a time per call.
@@ -68,7 +84,35 @@ func NewStore(root string, opts Options) *Store {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
-	return &Store{root: root, hostRoot: "/", opts: opts}
+	s := &Store{root: root, hostRoot: "/", opts: opts}
+	if opts.Fetcher != nil {
+		s.fetcher = opts.Fetcher(s)
+	}
+	return s
+}
+
+// Options returns the options the store was made with.
+func (s *Store) Options() Options { return s.opts }
+
+// Pull downloads ref from its registry into the store and returns it,
+// telling progress (if not nil) about each layer it downloads. Layers
+// already in the store are not downloaded again.
+func (s *Store) Pull(ctx context.Context, ref string, progress Progress) (*Image, error) {
+	if s.fetcher == nil {
+		return nil, fmt.Errorf("pulling %s: this store has no registry client: %w", ref, errdefs.ErrNotImplemented)
+	}
+	return s.fetcher.Pull(ctx, ref, progress)
+}
+
+// Import stores the images of a `docker save` archive (plain or gzipped)
+// or an OCI image layout (a directory, or a tar of one), without a
+// registry. tag, if set, names the image (the archive must then hold
+// exactly one); otherwise the names recorded in the archive are used.
+func (s *Store) Import(ctx context.Context, path, tag string) ([]*Image, error) {
+	if s.fetcher == nil {
+		return nil, fmt.Errorf("importing %s: this store has no image importer: %w", path, errdefs.ErrNotImplemented)
+	}
+	return s.fetcher.Import(ctx, path, tag)
 }
 
 // Resolve returns the root filesystem of ref: the host pseudo-image, or an
@@ -129,30 +173,4 @@ func (s *Store) emptyLayer() (string, error) {
 		return "", fmt.Errorf("image store: %w", err)
 	}
 	return dir, nil
-}
-
-// parseRef parses a user's image reference the way docker does
-// (python:3.12 is index.docker.io/library/python:3.12).
-func (s *Store) parseRef(ref string) (name.Reference, error) {
-	var opts []name.Option
-	r, err := name.ParseReference(ref, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("image reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
-	}
-	if s.insecure(r.Context().RegistryStr()) {
-		r, err = name.ParseReference(ref, name.Insecure)
-		if err != nil {
-			return nil, fmt.Errorf("image reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
-		}
-	}
-	return r, nil
-}
-
-func (s *Store) insecure(registry string) bool {
-	for _, r := range s.opts.Insecure {
-		if r == registry {
-			return true
-		}
-	}
-	return false
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agentkernel-go/agentkernel/internal/image/ingest"
 	"github.com/agentkernel-go/agentkernel/internal/setup"
 	"github.com/agentkernel-go/agentkernel/internal/testutil"
 )
@@ -235,7 +236,7 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 func cleanRoot(t *testing.T, root, agent string) {
 	t.Helper()
 	env := map[string]string{"AGENTKERNEL_AGENT": agent}
-	mgr, _, err := setup.Manager(context.Background(), setup.Config{Root: root, Getenv: func(k string) string { return env[k] }})
+	mgr, _, err := setup.Manager(context.Background(), setup.Config{Fetcher: ingest.New, Root: root, Getenv: func(k string) string { return env[k] }})
 	if err != nil {
 		t.Fatal(err)
 	}

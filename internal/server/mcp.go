@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/image/ingest"
 	mcpserver "github.com/agentkernel-go/agentkernel/internal/server/mcp"
 	"github.com/agentkernel-go/agentkernel/internal/setup"
 )
@@ -59,7 +60,7 @@ func serveMCPStdio(root string, log *slog.Logger) error {
 	// The warm pool is kept in-process, as `serve` keeps it (serve.go).
 	pool := &poolWorker{log: log}
 	mgr, agentErr, err := setup.Manager(ctx, setup.Config{
-		Root: root, Getenv: os.Getenv, Logger: log, Background: pool.enqueue,
+		Root: root, Getenv: os.Getenv, Logger: log, Fetcher: ingest.New, Background: pool.enqueue,
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agentkernel-go/agentkernel/internal/image/ingest"
 	"github.com/agentkernel-go/agentkernel/internal/setup"
 	"github.com/agentkernel-go/agentkernel/internal/testutil"
 )
@@ -80,7 +81,7 @@ func TestMCPStdio(t *testing.T) {
 func drain(t *testing.T, root, agent string) {
 	t.Helper()
 	ctx := context.Background()
-	mgr, _, err := setup.Manager(ctx, setup.Config{Root: root, Getenv: func(k string) string {
+	mgr, _, err := setup.Manager(ctx, setup.Config{Fetcher: ingest.New, Root: root, Getenv: func(k string) string {
 		if k == "AGENTKERNEL_AGENT" {
 			return agent
 		}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/image/ingest"
 	httpapi "github.com/agentkernel-go/agentkernel/internal/server/http"
 	mcpserver "github.com/agentkernel-go/agentkernel/internal/server/mcp"
 	"github.com/agentkernel-go/agentkernel/internal/service"
@@ -135,7 +136,7 @@ func serve(ctx context.Context, root string, args []string, getenv func(string) 
 		}
 	}
 	pool := &poolWorker{log: logger}
-	mgr, agentErr, err := setup.Manager(ctx, setup.Config{Root: root, Getenv: getenv, Logger: logger, Background: pool.enqueue})
+	mgr, agentErr, err := setup.Manager(ctx, setup.Config{Root: root, Getenv: getenv, Logger: logger, Fetcher: ingest.New, Background: pool.enqueue})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 	"github.com/agentkernel-go/agentkernel/internal/backend/native"
 	"github.com/agentkernel-go/agentkernel/internal/image"
+	"github.com/agentkernel-go/agentkernel/internal/image/ingest"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/service"
 	"github.com/agentkernel-go/agentkernel/internal/testutil"
@@ -35,7 +36,7 @@ func newManager(tb testing.TB, edit ...func(*service.Options)) *service.Manager 
 	opts := service.Options{
 		Root:     root,
 		Registry: sandbox.NewRegistry(native.New(native.Options{AgentPath: testutil.BuildBinary(tb, "agentkernel-agent"), Root: root})),
-		Images:   image.NewStore(root, image.Options{}),
+		Images:   ingest.NewStore(root, image.Options{}),
 	}
 	for _, e := range edit {
 		e(&opts)

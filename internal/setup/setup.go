@@ -23,6 +23,7 @@ import (
 	"github.com/agentkernel-go/agentkernel/internal/backend/native"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	"github.com/agentkernel-go/agentkernel/internal/image"
+	"github.com/agentkernel-go/agentkernel/internal/image/fetchcmd"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/service"
 )
@@ -174,6 +175,10 @@ type Config struct {
 	// AGENTKERNEL_PLATFORM and AGENTKERNEL_INSECURE_REGISTRIES
 	// (comma-separated) fill what they leave empty.
 	Images image.Options
+	// Fetcher makes the image store's fetcher. Nil means the helper
+	// process (package fetchcmd): the binary that links the registry
+	// client, agentkernel-server, passes its own.
+	Fetcher func(*image.Store) image.Fetcher
 	// Background is the manager's Options.Background (the warm pool).
 	Background func(remove string) error
 }
@@ -204,6 +209,10 @@ func Manager(ctx context.Context, cfg Config) (mgr *service.Manager, agentErr er
 				opts.Insecure = append(opts.Insecure, r)
 			}
 		}
+	}
+	opts.Fetcher = cfg.Fetcher
+	if opts.Fetcher == nil {
+		opts.Fetcher = fetchcmd.New(cfg.Root, func() (string, error) { return FindServer(cfg.Getenv) })
 	}
 	mgr, err = service.New(ctx, service.Options{
 		Root:           cfg.Root,

@@ -8,6 +8,7 @@ import (
 	"github.com/agentkernel-go/agentkernel/internal/backend/conformance"
 	"github.com/agentkernel-go/agentkernel/internal/backend/native"
 	"github.com/agentkernel-go/agentkernel/internal/image"
+	"github.com/agentkernel-go/agentkernel/internal/image/ingest"
 	"github.com/agentkernel-go/agentkernel/internal/testutil"
 )
 
@@ -17,7 +18,7 @@ func TestConformance(t *testing.T) {
 	root := t.TempDir()
 	conformance.Run(t, conformance.Harness{
 		Backend: native.New(native.Options{AgentPath: testutil.BuildBinary(t, "agentkernel-agent")}),
-		Images:  image.NewStore(root, image.Options{}),
+		Images:  ingest.NewStore(root, image.Options{}),
 		Image:   "host",
 		Root:    root,
 	})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentkernel-go/agentkernel/internal/image/ingest"
 	httpapi "github.com/agentkernel-go/agentkernel/internal/server/http"
 	"github.com/agentkernel-go/agentkernel/internal/setup"
 	"github.com/agentkernel-go/agentkernel/internal/testutil"
@@ -63,7 +64,7 @@ func BenchmarkExecTrue(b *testing.B) {
 func benchServer(b *testing.B) string {
 	b.Helper()
 	env := map[string]string{"AGENTKERNEL_AGENT": testutil.BuildBinary(b, "agentkernel-agent"), "AGENTKERNEL_POOL": "0"}
-	mgr, agentErr, err := setup.Manager(context.Background(), setup.Config{
+	mgr, agentErr, err := setup.Manager(context.Background(), setup.Config{Fetcher: ingest.New,
 		Root: b.TempDir(), Getenv: func(k string) string { return env[k] },
 	})
 	if err != nil || agentErr != nil {

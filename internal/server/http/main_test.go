@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/agentkernel-go/agentkernel/internal/backend/native"
+	"github.com/agentkernel-go/agentkernel/internal/image/ingest"
 	httpapi "github.com/agentkernel-go/agentkernel/internal/server/http"
 	"github.com/agentkernel-go/agentkernel/internal/service"
 	"github.com/agentkernel-go/agentkernel/internal/setup"
@@ -55,7 +56,7 @@ func newAPIEnv(t *testing.T, extra map[string]string, edit ...func(*httpapi.Opti
 	root := t.TempDir()
 	env := map[string]string{"AGENTKERNEL_AGENT": agent, "AGENTKERNEL_POOL": "0"}
 	maps.Copy(env, extra)
-	mgr, agentErr, err := setup.Manager(context.Background(), setup.Config{
+	mgr, agentErr, err := setup.Manager(context.Background(), setup.Config{Fetcher: ingest.New,
 		Root: root, Getenv: func(k string) string { return env[k] },
 	})
 	if err != nil || agentErr != nil {

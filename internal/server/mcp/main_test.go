@@ -11,6 +11,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentkernel-go/agentkernel/internal/backend/native"
+	"github.com/agentkernel-go/agentkernel/internal/image/ingest"
 	mcpserver "github.com/agentkernel-go/agentkernel/internal/server/mcp"
 	"github.com/agentkernel-go/agentkernel/internal/service"
 	"github.com/agentkernel-go/agentkernel/internal/setup"
@@ -35,7 +36,7 @@ func newManager(t *testing.T) (*service.Manager, mcpserver.Options) {
 	}
 	before := testutil.Snapshot()
 	t.Cleanup(func() { testutil.CheckNoLeaks(t, before) })
-	mgr, agentErr, err := setup.Manager(context.Background(), setup.Config{
+	mgr, agentErr, err := setup.Manager(context.Background(), setup.Config{Fetcher: ingest.New,
 		Root: t.TempDir(), Getenv: func(k string) string { return env[k] },
 	})
 	if err != nil {

@@ -1,10 +1,9 @@
-package image
+package ingest
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -17,15 +16,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/image"
 	"github.com/agentkernel-go/agentkernel/internal/image/layer"
 )
-
-// layerMeta is layers/<chain>/layer.json.
-type layerMeta struct {
-	DiffID string `json:"diff_id"`
-	Digest string `json:"digest,omitempty"` // of the blob it was unpacked from
-	Size   int64  `json:"size"`             // uncompressed bytes
-}
 
 // chainIDs computes the OCI chain IDs of diffIDs: the first layer's is its
 // diffID, each next one is sha256(parent + " " + diffID).
@@ -64,59 +57,39 @@ func fromDiff(l v1.Layer) (io.ReadCloser, bool, error) {
 // ensureLayer makes sure layer chain is applied in the store, applying it
 // on top of lowers (the directories below it, topmost first) if not. One
 // process applies a layer; concurrent pulls of it wait and then reuse it.
-func (s *Store) ensureLayer(ctx context.Context, chain string, lowers []string, l v1.Layer, diffID v1.Hash, open layerSource, progress Progress) (int64, error) {
-	if m, err := s.readLayer(chain); err == nil {
+func (f *Fetcher) ensureLayer(ctx context.Context, chain string, lowers []string, l v1.Layer, diffID v1.Hash, open layerSource, progress image.Progress) (int64, error) {
+	if m, err := f.s.Layer(chain); err == nil {
 		return m.Size, nil
 	}
-	unlock, err := s.lock(ctx, "layer-"+chain, true)
+	unlock, err := f.s.LockLayer(ctx, chain)
 	if err != nil {
 		return 0, err
 	}
 	defer unlock()
-	if m, err := s.readLayer(chain); err == nil {
+	if m, err := f.s.Layer(chain); err == nil {
 		return m.Size, nil // another pull finished it while we waited
 	}
-	if err := os.MkdirAll(s.dir("tmp"), 0o700); err != nil {
-		return 0, fmt.Errorf("image store: %w", err)
-	}
-	if err := os.MkdirAll(s.dir("layers"), 0o700); err != nil {
-		return 0, fmt.Errorf("image store: %w", err)
-	}
-	tmp, err := os.MkdirTemp(s.dir("tmp"), "layer-")
-	if err != nil {
-		return 0, fmt.Errorf("image store: %w", err)
-	}
-	defer os.RemoveAll(tmp) // a no-op once renamed into place
-	if err := os.Chmod(tmp, 0o700); err != nil {
-		return 0, err
-	}
-	fs := filepath.Join(tmp, "fs")
-	if err := os.Mkdir(fs, 0o755); err != nil {
-		return 0, err
-	}
-	meta, err := applyLayer(ctx, fs, lowers, l, diffID, open, progress)
+	dir, err := f.s.NewLayerDir()
 	if err != nil {
 		return 0, err
 	}
-	raw, _ := json.Marshal(meta)
-	if err := os.WriteFile(filepath.Join(tmp, "layer.json"), raw, 0o600); err != nil {
+	defer os.RemoveAll(dir) // a no-op once committed
+	info, err := applyLayer(ctx, filepath.Join(dir, "fs"), lowers, l, diffID, open, progress)
+	if err != nil {
 		return 0, err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := f.s.CommitLayer(dir, chain, info); err != nil {
 		return 0, err
 	}
-	if err := os.Rename(tmp, s.layerDir(chain)); err != nil {
-		return 0, fmt.Errorf("image store: %w", err)
-	}
-	return meta.Size, nil
+	return info.Size, nil
 }
 
 // applyLayer downloads (or reads) a layer and applies it into fs,
 // verifying the blob digest and the diffID on the way.
-func applyLayer(ctx context.Context, fs string, lowers []string, l v1.Layer, diffID v1.Hash, open layerSource, progress Progress) (layerMeta, error) {
+func applyLayer(ctx context.Context, fs string, lowers []string, l v1.Layer, diffID v1.Hash, open layerSource, progress image.Progress) (image.LayerInfo, error) {
 	digest, err := l.Digest()
 	if err != nil {
-		return layerMeta{}, err
+		return image.LayerInfo{}, err
 	}
 	size, err := l.Size()
 	if err != nil {
@@ -124,7 +97,7 @@ func applyLayer(ctx context.Context, fs string, lowers []string, l v1.Layer, dif
 	}
 	rc, compressed, err := open(l)
 	if err != nil {
-		return layerMeta{}, fmt.Errorf("layer %s: %w", short(digest), err)
+		return image.LayerInfo{}, fmt.Errorf("layer %s: %w", short(digest), err)
 	}
 	defer rc.Close()
 	blob := &countingReader{r: rc}
@@ -142,7 +115,7 @@ func applyLayer(ctx context.Context, fs string, lowers []string, l v1.Layer, dif
 	}
 	finish(err)
 	if err != nil {
-		return layerMeta{}, fmt.Errorf("layer %s: %w", short(digest), err)
+		return image.LayerInfo{}, fmt.Errorf("layer %s: %w", short(digest), err)
 	}
 	if compressed {
 		meta.Digest = digest.String()
@@ -153,7 +126,7 @@ func applyLayer(ctx context.Context, fs string, lowers []string, l v1.Layer, dif
 // apply unpacks one layer stream into fs and checks it against its
 // digests. Both checks read to the end of their stream: a digest covers
 // every byte, including tar padding after the end-of-archive marker.
-func apply(ctx context.Context, src io.Reader, fs string, lowers []string, digest, diffID v1.Hash, compressed bool) (layerMeta, error) {
+func apply(ctx context.Context, src io.Reader, fs string, lowers []string, digest, diffID v1.Hash, compressed bool) (image.LayerInfo, error) {
 	var blobHash hash.Hash
 	if compressed {
 		blobHash = sha256.New()
@@ -161,7 +134,7 @@ func apply(ctx context.Context, src io.Reader, fs string, lowers []string, diges
 	}
 	tarStream, err := decompress(src)
 	if err != nil {
-		return layerMeta{}, err
+		return image.LayerInfo{}, err
 	}
 	defer tarStream.Close()
 	diffHash := sha256.New()
@@ -178,19 +151,19 @@ func apply(ctx context.Context, src io.Reader, fs string, lowers []string, diges
 			applyErr = drainErr
 		}
 		if got := "sha256:" + hex.EncodeToString(blobHash.Sum(nil)); !transient(drainErr) && got != digest.String() {
-			return layerMeta{}, fmt.Errorf("blob digest mismatch: got %s, want %s (corrupted download or registry): %w", got, digest, errdefs.ErrInvalidArgument)
+			return image.LayerInfo{}, fmt.Errorf("blob digest mismatch: got %s, want %s (corrupted download or registry): %w", got, digest, errdefs.ErrInvalidArgument)
 		}
 	}
 	if errors.Is(applyErr, layer.ErrUnsafe) {
-		return layerMeta{}, fmt.Errorf("%w: %w", applyErr, errdefs.ErrInvalidArgument)
+		return image.LayerInfo{}, fmt.Errorf("%w: %w", applyErr, errdefs.ErrInvalidArgument)
 	}
 	if applyErr != nil {
-		return layerMeta{}, applyErr
+		return image.LayerInfo{}, applyErr
 	}
 	if got := "sha256:" + hex.EncodeToString(diffHash.Sum(nil)); got != diffID.String() {
-		return layerMeta{}, fmt.Errorf("layer content digest mismatch: got %s, want %s from the image config: %w", got, diffID, errdefs.ErrInvalidArgument)
+		return image.LayerInfo{}, fmt.Errorf("layer content digest mismatch: got %s, want %s from the image config: %w", got, diffID, errdefs.ErrInvalidArgument)
 	}
-	return layerMeta{DiffID: diffID.String(), Size: counted.n}, nil
+	return image.LayerInfo{DiffID: diffID.String(), Size: counted.n}, nil
 }
 
 type countingReader struct {
@@ -202,18 +175,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
-}
-
-func (s *Store) readLayer(chain string) (*layerMeta, error) {
-	raw, err := os.ReadFile(filepath.Join(s.layerDir(chain), "layer.json"))
-	if err != nil {
-		return nil, err
-	}
-	var m layerMeta
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, err
-	}
-	return &m, nil
 }
 
 // transient reports a network failure a new attempt may not meet.
@@ -229,13 +190,4 @@ func short(h v1.Hash) string {
 		return h.Hex[:12]
 	}
 	return h.String()
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }

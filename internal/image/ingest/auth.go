@@ -1,4 +1,4 @@
-package image
+package ingest
 
 import (
 	"github.com/google/go-containerregistry/pkg/authn"

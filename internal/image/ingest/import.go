@@ -1,4 +1,4 @@
-package image
+package ingest
 
 import (
 	"archive/tar"
@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/agentkernel-go/agentkernel/internal/image"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -22,7 +24,7 @@ import (
 // or an OCI image layout (a directory, or a tar of one), without a
 // registry. tag, if set, names the image (the archive must then hold
 // exactly one); otherwise the names recorded in the archive are used.
-func (s *Store) Import(ctx context.Context, path, tag string) ([]*Image, error) {
+func (f *Fetcher) Import(ctx context.Context, path, tag string) ([]*image.Image, error) {
 	var tagRef *name.Tag
 	if tag != "" {
 		t, err := name.NewTag(tag)
@@ -35,11 +37,11 @@ func (s *Store) Import(ctx context.Context, path, tag string) ([]*Image, error) 
 	if err != nil {
 		return nil, fmt.Errorf("importing %s: %w", path, notFound(err))
 	}
-	var imgs []*Image
+	var imgs []*image.Image
 	if st.IsDir() {
-		imgs, err = s.importLayout(ctx, path, tagRef)
+		imgs, err = f.importLayout(ctx, path, tagRef)
 	} else {
-		imgs, err = s.importArchive(ctx, path, tagRef)
+		imgs, err = f.importArchive(ctx, path, tagRef)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("importing %s: %w", path, archiveError(err))
@@ -49,7 +51,7 @@ func (s *Store) Import(ctx context.Context, path, tag string) ([]*Image, error) 
 
 // importArchive tells a docker save archive (manifest.json) from a tarred
 // OCI layout (oci-layout, index.json) and imports it.
-func (s *Store) importArchive(ctx context.Context, path string, tag *name.Tag) ([]*Image, error) {
+func (f *Fetcher) importArchive(ctx context.Context, path string, tag *name.Tag) ([]*image.Image, error) {
 	opener := func() (io.ReadCloser, error) {
 		f, err := os.Open(path)
 		if err != nil {
@@ -71,9 +73,9 @@ func (s *Store) importArchive(ctx context.Context, path string, tag *name.Tag) (
 	}
 	switch kind {
 	case "docker":
-		return s.importDockerArchive(ctx, opener, tag)
+		return f.importDockerArchive(ctx, opener, tag)
 	case "oci":
-		dir, err := os.MkdirTemp(s.tmpDir(), "layout-")
+		dir, err := f.s.TempDir("layout-")
 		if err != nil {
 			return nil, err
 		}
@@ -81,15 +83,9 @@ func (s *Store) importArchive(ctx context.Context, path string, tag *name.Tag) (
 		if err := extractLayout(opener, dir); err != nil {
 			return nil, err
 		}
-		return s.importLayout(ctx, dir, tag)
+		return f.importLayout(ctx, dir, tag)
 	}
 	return nil, fmt.Errorf("not a docker save archive or an OCI layout (no manifest.json or oci-layout): %w", errdefs.ErrInvalidArgument)
-}
-
-func (s *Store) tmpDir() string {
-	d := s.dir("tmp")
-	os.MkdirAll(d, 0o700)
-	return d
 }
 
 // archiveKind scans the tar's entry names.
@@ -122,7 +118,7 @@ func archiveKind(open tarball.Opener) (string, error) {
 	return "", nil
 }
 
-func (s *Store) importDockerArchive(ctx context.Context, open tarball.Opener, tag *name.Tag) ([]*Image, error) {
+func (f *Fetcher) importDockerArchive(ctx context.Context, open tarball.Opener, tag *name.Tag) ([]*image.Image, error) {
 	manifest, err := tarball.LoadManifest(open)
 	if err != nil {
 		return nil, archiveError(err)
@@ -130,7 +126,7 @@ func (s *Store) importDockerArchive(ctx context.Context, open tarball.Opener, ta
 	if tag != nil && len(manifest) != 1 {
 		return nil, fmt.Errorf("the archive holds %d images; --tag needs exactly one: %w", len(manifest), errdefs.ErrInvalidArgument)
 	}
-	var out []*Image
+	var out []*image.Image
 	for _, m := range manifest {
 		// The first tag picks the entry; every tag of it becomes a name.
 		var pick *name.Tag
@@ -156,7 +152,7 @@ func (s *Store) importDockerArchive(ctx context.Context, open tarball.Opener, ta
 		if err != nil {
 			return nil, archiveError(err)
 		}
-		recs, err := s.saveNames(ctx, names, img, fromDiff, "")
+		recs, err := f.saveNames(ctx, names, img, fromDiff, "")
 		if err != nil {
 			return nil, err
 		}
@@ -166,13 +162,13 @@ func (s *Store) importDockerArchive(ctx context.Context, open tarball.Opener, ta
 }
 
 // saveNames stores img once and records it under each name (or its ID).
-func (s *Store) saveNames(ctx context.Context, names []string, img v1.Image, open layerSource, digest string) ([]*Image, error) {
+func (f *Fetcher) saveNames(ctx context.Context, names []string, img v1.Image, open layerSource, digest string) ([]*image.Image, error) {
 	if len(names) == 0 {
 		names = []string{""}
 	}
-	var out []*Image
+	var out []*image.Image
 	for _, n := range names {
-		rec, err := s.save(ctx, n, img, open, nil, "import", digest)
+		rec, err := f.save(ctx, n, img, open, nil, "import", digest)
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +183,7 @@ const (
 	annotationContainerdRef = "io.containerd.image.name"
 )
 
-func (s *Store) importLayout(ctx context.Context, dir string, tag *name.Tag) ([]*Image, error) {
+func (f *Fetcher) importLayout(ctx context.Context, dir string, tag *name.Tag) ([]*image.Image, error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
 		return nil, fmt.Errorf("not an OCI layout: %v: %w", err, errdefs.ErrInvalidArgument)
@@ -203,13 +199,13 @@ func (s *Store) importLayout(ctx context.Context, dir string, tag *name.Tag) ([]
 	if tag != nil && len(im.Manifests) != 1 {
 		return nil, fmt.Errorf("the layout holds %d images; --tag needs exactly one: %w", len(im.Manifests), errdefs.ErrInvalidArgument)
 	}
-	plat, err := s.platform()
+	plat, err := f.platform()
 	if err != nil {
 		return nil, err
 	}
-	var out []*Image
+	var out []*image.Image
 	for _, d := range im.Manifests {
-		img, digest, err := s.layoutImage(idx, d, plat)
+		img, digest, err := f.layoutImage(idx, d, plat)
 		if err != nil {
 			return nil, err
 		}
@@ -219,7 +215,7 @@ func (s *Store) importLayout(ctx context.Context, dir string, tag *name.Tag) ([]
 		} else if n := layoutName(d.Annotations); n != "" {
 			names = []string{n}
 		}
-		recs, err := s.saveNames(ctx, names, img, fromBlob, digest)
+		recs, err := f.saveNames(ctx, names, img, fromBlob, digest)
 		if err != nil {
 			return nil, err
 		}
@@ -230,7 +226,7 @@ func (s *Store) importLayout(ctx context.Context, dir string, tag *name.Tag) ([]
 
 // layoutImage resolves an index.json entry to an image, picking the
 // platform's child of a nested index.
-func (s *Store) layoutImage(idx v1.ImageIndex, d v1.Descriptor, plat v1.Platform) (v1.Image, string, error) {
+func (f *Fetcher) layoutImage(idx v1.ImageIndex, d v1.Descriptor, plat v1.Platform) (v1.Image, string, error) {
 	if !d.MediaType.IsIndex() {
 		img, err := idx.Image(d.Digest)
 		return img, d.Digest.String(), archiveError(err)

@@ -1,4 +1,4 @@
-package image
+package ingest
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/image"
 )
 
 // retryBackoff spaces retries of failed registry requests: 5 tries over
@@ -30,13 +31,13 @@ const pullAttempts = 3
 // Pull downloads ref from its registry into the store and returns it,
 // telling progress (if not nil) about each layer it downloads. Layers
 // already in the store are not downloaded again.
-func (s *Store) Pull(ctx context.Context, ref string, progress Progress) (*Image, error) {
-	r, err := s.parseRef(ref)
+func (f *Fetcher) Pull(ctx context.Context, ref string, progress image.Progress) (*image.Image, error) {
+	r, err := f.parseRef(ref)
 	if err != nil {
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		img, err := s.pull(ctx, r, progress)
+		img, err := f.pull(ctx, r, progress)
 		if err == nil || attempt == pullAttempts || !errors.Is(err, errdefs.ErrUnavailable) {
 			return img, err
 		}
@@ -48,16 +49,16 @@ func (s *Store) Pull(ctx context.Context, ref string, progress Progress) (*Image
 	}
 }
 
-func (s *Store) pull(ctx context.Context, r name.Reference, progress Progress) (*Image, error) {
+func (f *Fetcher) pull(ctx context.Context, r name.Reference, progress image.Progress) (*image.Image, error) {
 	ref := r.String()
-	plat, err := s.platform()
+	plat, err := f.platform()
 	if err != nil {
 		return nil, err
 	}
 	opts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithTransport(s.transport()),
-		remote.WithAuthFromKeychain(authn.NewMultiKeychain(envKeychain{s.opts.Getenv}, authn.DefaultKeychain)),
+		remote.WithTransport(f.transport()),
+		remote.WithAuthFromKeychain(authn.NewMultiKeychain(envKeychain{f.opts.Getenv}, authn.DefaultKeychain)),
 		remote.WithPlatform(plat),
 		remote.WithRetryBackoff(retryBackoff),
 		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests,
@@ -79,7 +80,7 @@ func (s *Store) pull(ctx context.Context, r name.Reference, progress Progress) (
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", ref, registryError(r, err))
 	}
-	rec, err := s.save(ctx, r.Name(), img, fromBlob, progress, "pull", digest.String())
+	rec, err := f.save(ctx, r.Name(), img, fromBlob, progress, "pull", digest.String())
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", ref, registryError(r, err))
 	}
@@ -87,17 +88,17 @@ func (s *Store) pull(ctx context.Context, r name.Reference, progress Progress) (
 }
 
 // platform is the platform to pick from indexes.
-func (s *Store) platform() (v1.Platform, error) {
-	if s.opts.Platform == "" {
+func (f *Fetcher) platform() (v1.Platform, error) {
+	if f.opts.Platform == "" {
 		p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
 		if runtime.GOARCH == "arm64" {
 			p.Variant = "v8"
 		}
 		return p, nil
 	}
-	p, err := v1.ParsePlatform(s.opts.Platform)
+	p, err := v1.ParsePlatform(f.opts.Platform)
 	if err != nil || p.OS == "" || p.Architecture == "" {
-		return v1.Platform{}, fmt.Errorf("platform %q: want os/arch[/variant], e.g. linux/arm64: %w", s.opts.Platform, errdefs.ErrInvalidArgument)
+		return v1.Platform{}, fmt.Errorf("platform %q: want os/arch[/variant], e.g. linux/arm64: %w", f.opts.Platform, errdefs.ErrInvalidArgument)
 	}
 	return *p, nil
 }

@@ -1,4 +1,4 @@
-package image
+package ingest
 
 import (
 	"context"
@@ -14,24 +14,45 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/image"
 	"github.com/agentkernel-go/agentkernel/internal/image/imagetest"
 )
 
 // newTestStore is a store that trusts reg over plain HTTP and sees no
 // credentials from this host's environment or docker config.
-func newOCIStore(t *testing.T, reg *imagetest.Registry, env map[string]string) *Store {
+func newOCIStore(t *testing.T, reg *imagetest.Registry, env map[string]string) *testStore {
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	opts := Options{Getenv: func(k string) string { return env[k] }}
+	opts := image.Options{Getenv: func(k string) string { return env[k] }}
 	if reg != nil {
 		opts.Insecure = []string{reg.Host}
 	}
-	return NewStore(t.TempDir(), opts)
+	root := t.TempDir()
+	return &testStore{NewStore(root, opts), root, opts}
+}
+
+// testStore is a store and what it was made from.
+type testStore struct {
+	*image.Store
+	root string
+	opts image.Options
+}
+
+// onPlatform is s, pulling for platform p.
+func onPlatform(s *testStore, p string) *testStore {
+	s.opts.Platform = p
+	s.Store = NewStore(s.root, s.opts)
+	return s
+}
+
+// dir is a path in the store's directory.
+func (s *testStore) dir(parts ...string) string {
+	return filepath.Join(append([]string{s.root, "images"}, parts...)...)
 }
 
 // readLayered reads path from a resolved image the way overlayfs would:
 // the first lower that has it wins. Good enough for files no upper layer
 // whites out, which is what these tests look at.
-func readLayered(t *testing.T, s *Store, ref, path string) string {
+func readLayered(t *testing.T, s *testStore, ref, path string) string {
 	t.Helper()
 	fs, err := s.Resolve(t.Context(), ref)
 	if err != nil {
@@ -113,21 +134,18 @@ func TestPullMultiArchIndex(t *testing.T) {
 	if got := readLayered(t, host, ref, "arch"); got != "amd64" {
 		t.Fatalf("host platform picked %q", got)
 	}
-	armStore := newOCIStore(t, reg, nil)
-	armStore.opts.Platform = "linux/arm64"
+	armStore := onPlatform(newOCIStore(t, reg, nil), "linux/arm64")
 	if _, err := armStore.Pull(t.Context(), ref, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := readLayered(t, armStore, ref, "arch"); got != "arm64" {
 		t.Fatalf("--platform linux/arm64 picked %q", got)
 	}
-	none := newOCIStore(t, reg, nil)
-	none.opts.Platform = "linux/s390x"
+	none := onPlatform(newOCIStore(t, reg, nil), "linux/s390x")
 	if _, err := none.Pull(t.Context(), ref, nil); !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "linux/s390x") {
 		t.Fatalf("missing platform: %v", err)
 	}
-	bad := newOCIStore(t, reg, nil)
-	bad.opts.Platform = "s390x"
+	bad := onPlatform(newOCIStore(t, reg, nil), "s390x")
 	if _, err := bad.Pull(t.Context(), ref, nil); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("malformed platform: %v", err)
 	}
@@ -163,7 +181,7 @@ func TestPullNeedsCredentials(t *testing.T) {
 	// From the docker config file, as `docker login` leaves it.
 	cfgDir := t.TempDir()
 	os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"auths":{"`+reg.Host+`":{"auth":"YWxpY2U6czNjcmV0"}}}`), 0o600)
-	fromFile := NewStore(t.TempDir(), Options{Insecure: []string{reg.Host}, Getenv: func(string) string { return "" }})
+	fromFile := NewStore(t.TempDir(), image.Options{Insecure: []string{reg.Host}, Getenv: func(string) string { return "" }})
 	t.Setenv("DOCKER_CONFIG", cfgDir)
 	if _, err := fromFile.Pull(t.Context(), ref, nil); err != nil {
 		t.Fatalf("docker config credentials: %v", err)
@@ -178,7 +196,7 @@ func TestPullNeedsCredentials(t *testing.T) {
 	helperDir := t.TempDir()
 	os.WriteFile(filepath.Join(helperDir, "config.json"), []byte(`{"credHelpers":{"`+reg.Host+`":"aktest"}}`), 0o600)
 	t.Setenv("DOCKER_CONFIG", helperDir)
-	viaHelper := NewStore(t.TempDir(), Options{Insecure: []string{reg.Host}, Getenv: func(string) string { return "" }})
+	viaHelper := NewStore(t.TempDir(), image.Options{Insecure: []string{reg.Host}, Getenv: func(string) string { return "" }})
 	if _, err := viaHelper.Pull(t.Context(), ref, nil); err != nil {
 		t.Fatalf("credential helper: %v", err)
 	}
@@ -246,7 +264,7 @@ func TestConcurrentPullsDownloadOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
-		st := s
+		st := s.Store
 		if i%2 == 1 {
 			st = other
 		}
@@ -308,7 +326,7 @@ func TestResolvePullsMissingImage(t *testing.T) {
 
 // assertNothingStored checks a failed pull left no image, no layer and no
 // temporary files.
-func assertNothingStored(t *testing.T, s *Store) {
+func assertNothingStored(t *testing.T, s *testStore) {
 	t.Helper()
 	if imgs, _ := s.List(); len(imgs) != 0 {
 		t.Fatalf("images after a failed pull: %v", imgs)
@@ -319,7 +337,7 @@ func assertNothingStored(t *testing.T, s *Store) {
 	assertNoTemp(t, s)
 }
 
-func assertNoTemp(t *testing.T, s *Store) {
+func assertNoTemp(t *testing.T, s *testStore) {
 	t.Helper()
 	if ents, _ := os.ReadDir(s.dir("tmp")); len(ents) != 0 {
 		t.Fatalf("temporary files left: %v", ents)

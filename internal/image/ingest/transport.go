@@ -1,4 +1,4 @@
-package image
+package ingest
 
 import (
 	"crypto/tls"
@@ -6,8 +6,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
-
-type httpRoundTripper = http.RoundTripper
 
 // secureTransport enforces "insecure by explicit flag only".
 // go-containerregistry talks plain HTTP to localhost and RFC 1918
@@ -20,14 +18,14 @@ type secureTransport struct {
 	lax      http.RoundTripper
 }
 
-func (s *Store) transport() http.RoundTripper {
-	if s.opts.Transport != nil {
-		return &secureTransport{insecure: s.insecure, verified: s.opts.Transport, lax: s.opts.Transport}
+func (f *Fetcher) transport() http.RoundTripper {
+	if f.opts.Transport != nil {
+		return &secureTransport{insecure: f.insecure, verified: f.opts.Transport, lax: f.opts.Transport}
 	}
 	base := remote.DefaultTransport.(*http.Transport)
 	lax := base.Clone()
 	lax.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // only for registries the user named insecure
-	return &secureTransport{insecure: s.insecure, verified: base, lax: lax}
+	return &secureTransport{insecure: f.insecure, verified: base, lax: lax}
 }
 
 func (t *secureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
