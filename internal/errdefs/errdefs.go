@@ -42,17 +42,26 @@ func Kind(err error) error {
 	return ErrInternal
 }
 
-// FromText returns the kind whose text is s: how a kind crosses a process
-// boundary (Kind(err).Error() on one side, FromText on the other).
-// Unknown text is ErrInternal.
-func FromText(s string) error {
+// FromProcess rebuilds an error that crossed a process boundary as its
+// message and the text of its kind (Kind(err).Error()): it prints as msg
+// and matches its kind (ErrInternal for unknown text) with errors.Is.
+func FromProcess(msg, kind string) error {
+	e := &processError{msg: msg, kind: ErrInternal}
 	for _, k := range kinds {
-		if k.Error() == s {
-			return k
+		if k.Error() == kind {
+			e.kind = k
 		}
 	}
-	return ErrInternal
+	return e
 }
+
+type processError struct {
+	msg  string
+	kind error
+}
+
+func (e *processError) Error() string { return e.msg }
+func (e *processError) Unwrap() error { return e.kind }
 
 // Exit codes of the agentkernel CLI for failures of agentkernel itself (a
 // command run in a sandbox passes its own exit code through instead).

@@ -34,14 +34,15 @@ func TestTranslationOfWrappedKinds(t *testing.T) {
 	}
 }
 
-func TestFromTextRoundTripsEveryKind(t *testing.T) {
+func TestFromProcessKeepsMessageAndKind(t *testing.T) {
 	for _, k := range kinds {
-		wrapped := fmt.Errorf("context: %w", k)
-		if got := FromText(Kind(wrapped).Error()); got != k {
-			t.Errorf("FromText(%q) = %v, want %v", k.Error(), got, k)
+		sent := fmt.Errorf("sandbox x: %w", k)
+		got := FromProcess(sent.Error(), Kind(sent).Error())
+		if got.Error() != sent.Error() || Kind(got) != k {
+			t.Errorf("%v came back as %q of kind %v", sent, got, Kind(got))
 		}
 	}
-	if got := FromText("no such kind"); got != ErrInternal {
-		t.Errorf("unknown text gave %v, want ErrInternal", got)
+	if got := FromProcess("odd", "no such kind"); Kind(got) != ErrInternal {
+		t.Errorf("unknown kind text gave %v, want ErrInternal", Kind(got))
 	}
 }

@@ -88,7 +88,7 @@ func (c *Client) run(ctx context.Context, args []string, p image.Progress) ([]*i
 	case last.Type == "result":
 		return last.Images, nil
 	case last.Type == "error":
-		return nil, &helperError{msg: last.Error, kind: errdefs.FromText(last.Kind)}
+		return nil, errdefs.FromProcess(last.Error, last.Kind)
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	}
@@ -141,12 +141,3 @@ func relay(r io.Reader, p image.Progress) (event, error) {
 	}
 	return e, sc.Err()
 }
-
-// helperError is an error of the helper, with its message and kind.
-type helperError struct {
-	msg  string
-	kind error
-}
-
-func (e *helperError) Error() string { return e.msg }
-func (e *helperError) Unwrap() error { return e.kind }
