@@ -22,6 +22,7 @@ func TestCLIStaysLean(t *testing.T) {
 		"github.com/agentkernel-go/agentkernel/internal/server",
 		"github.com/google/go-containerregistry", "github.com/opencontainers/go-digest",
 		"github.com/klauspost/compress", "github.com/agentkernel-go/agentkernel/internal/image/ingest",
+		"gvisor.dev/gvisor", "github.com/agentkernel-go/agentkernel/internal/netstack",
 	} {
 		for _, dep := range strings.Fields(string(out)) {
 			if strings.HasPrefix(dep, banned) {

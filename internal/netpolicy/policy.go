@@ -125,7 +125,7 @@ type Dest struct {
 // Check decides a connection. isHost tells the host's own addresses.
 func (p *Policy) Check(d Dest, isHost func(netip.Addr) bool) Verdict {
 	a := d.Addr.Addr().Unmap()
-	if v, ok := builtin(a, isHost); !ok {
+	if v, refused := Unreachable(a, isHost); refused {
 		return v
 	}
 	for _, n := range p.denyNets {
@@ -201,8 +201,14 @@ var (
 	}
 )
 
-// builtin refuses what no rule can allow: the host, loopback, link-local,
-// metadata, multicast and reserved addresses.
+// Unreachable tells the addresses no rule can make reachable: the host,
+// loopback, link-local, metadata, multicast and reserved addresses. The
+// verdict names the built-in rule.
+func Unreachable(a netip.Addr, isHost func(netip.Addr) bool) (v Verdict, refused bool) {
+	v, ok := builtin(a.Unmap(), isHost)
+	return v, !ok
+}
+
 func builtin(a netip.Addr, isHost func(netip.Addr) bool) (Verdict, bool) {
 	switch {
 	case !a.IsValid() || a.IsUnspecified():

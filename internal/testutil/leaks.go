@@ -3,6 +3,7 @@ package testutil
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,8 +13,8 @@ import (
 )
 
 // HostState is what a test run might leak on the host: processes in other
-// pid namespaces, mounts, agentkernel cgroups, network namespaces and
-// agentkernel temp dirs.
+// pid namespaces, mounts, agentkernel cgroups, network interfaces and
+// namespaces, and agentkernel temp dirs.
 type HostState struct {
 	items map[string]bool
 }
@@ -54,6 +55,11 @@ func Snapshot() HostState {
 			}
 			return nil
 		})
+	}
+	if ifs, err := net.Interfaces(); err == nil {
+		for _, i := range ifs {
+			add("network interface", i.Name)
+		}
 	}
 	if ents, err := os.ReadDir("/run/netns"); err == nil {
 		for _, e := range ents {
