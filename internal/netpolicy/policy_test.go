@@ -18,7 +18,6 @@ func mustCompile(t *testing.T, r Rules) *Policy {
 	return p
 }
 
-
 func isHost(a netip.Addr) bool {
 	return a == netip.MustParseAddr("203.0.113.9") || a == netip.MustParseAddr("8.8.4.4")
 }

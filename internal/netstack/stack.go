@@ -181,7 +181,9 @@ func (s *Stack) decide(protocol string, dst netip.AddrPort, name string) netpoli
 
 // isResolver tells the resolver's addresses; isGateway the stack's own.
 func isResolver(a netip.Addr) bool { return a == nettap.DNS4 || a == nettap.DNS6 }
-func isGateway(a netip.Addr) bool  { return a == nettap.Gateway4 || a == nettap.Gateway6 || isResolver(a) }
+func isGateway(a netip.Addr) bool {
+	return a == nettap.Gateway4 || a == nettap.Gateway6 || isResolver(a)
+}
 
 func protocolOf(a netip.Addr) tcpip.NetworkProtocolNumber {
 	if a.Is4() {
