@@ -128,22 +128,6 @@ func checkOneLine(t *testing.T, stderr, want string) {
 	}
 }
 
-// TestNetworkNotYetSupported: an explicit --network fails clearly (the
-// release has no sandbox networking) without touching anything.
-func TestNetworkNotYetSupported(t *testing.T) {
-	root := t.TempDir() + "/root"
-	r := runCLI(t, map[string]string{"AGENTKERNEL_ROOT": root}, nil, "run", "--network", "--", "true")
-	if r.code != 5 {
-		t.Errorf("exit code %d, want 5", r.code)
-	}
-	checkOneLine(t, r.stderr, "not yet supported")
-	r = runCLI(t, map[string]string{"AGENTKERNEL_ROOT": root}, nil, "create", "--publish", "8080:80", "dev")
-	if r.code != 5 {
-		t.Errorf("--publish: exit code %d, want 5", r.code)
-	}
-	checkOneLine(t, r.stderr, "not yet supported")
-}
-
 func TestHelpExitsZero(t *testing.T) {
 	for _, args := range [][]string{{}, {"--help"}, {"run", "--help"}, {"sandbox"}, {"sb", "create", "-h"}, {"help", "exec"}} {
 		r := runCLI(t, nil, nil, args...)

@@ -128,6 +128,10 @@ func (e *e2e) cleanup() {
 		}
 	}
 	e.run(nil, "remove", "--all", "--force")
+	// The pool maintainer and the network daemon linger by design.
+	if r := e.run(nil, "daemon", "stop"); r.code != 0 {
+		t.Errorf("daemon stop: %s", r.stderr)
+	}
 	var leaks []string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		leaks = mentions(e.root)
@@ -318,12 +322,12 @@ func TestE2ELifecycle(t *testing.T) {
 	if out := e.ok("list"); !strings.Contains(out, "NAME") || !strings.Contains(out, name) || !strings.Contains(out, "running") {
 		t.Errorf("list:\n%s", out)
 	}
-	if out := e.ok("info", name); !strings.Contains(out, "Network:") || !strings.Contains(out, "none (loopback only") {
+	if out := e.ok("info", name); !strings.Contains(out, "Network:") || !strings.Contains(out, "nat, egress: default") {
 		t.Errorf("info:\n%s", out)
 	}
 	var info map[string]any
 	if err := json.Unmarshal([]byte(e.ok("info", "--json", name)), &info); err != nil || info["status"] != "running" ||
-		!strings.Contains(info["network_note"].(string), "loopback") {
+		info["config"].(map[string]any)["network"] != "nat" {
 		t.Errorf("info --json: %v %v", err, info)
 	}
 

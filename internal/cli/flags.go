@@ -3,11 +3,16 @@ package cli
 import (
 	"fmt"
 	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agentkernel-go/agentkernel/internal/setup"
+
+	"github.com/agentkernel-go/agentkernel/internal/netpolicy"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -35,6 +40,36 @@ type sandboxFlags struct {
 	workdir   string
 	user      string
 	ttl       durationValue
+	egress    egressFlags
+	preset    string
+	addHosts  []string
+}
+
+// egressFlags are the egress rule flags of create, run and sandbox network.
+type egressFlags struct {
+	allowDomains, denyDomains []string
+	allowCIDRs, denyCIDRs     []string
+	allowPorts, denyPorts     []string
+	allowlistOnly             bool
+}
+
+func (e *egressFlags) register(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&e.allowDomains, "allow-domain", nil, "allow a domain: example.com, or *.example.com for it and every name under it (repeatable)")
+	fs.StringArrayVar(&e.denyDomains, "deny-domain", nil, "deny a domain: it does not resolve and is not reachable, also by address (repeatable)")
+	fs.StringArrayVar(&e.allowCIDRs, "allow-cidr", nil, "allow a network, private ones included: 10.0.0.0/8, fd00::/8 (repeatable)")
+	fs.StringArrayVar(&e.denyCIDRs, "deny-cidr", nil, "deny a network (repeatable)")
+	fs.StringArrayVar(&e.allowPorts, "allow-port", nil, "allow only these destination ports: 443, 8000-8100, 53/udp (repeatable)")
+	fs.StringArrayVar(&e.denyPorts, "deny-port", nil, "deny destination ports (repeatable)")
+	fs.BoolVar(&e.allowlistOnly, "allowlist-only", false, "allow only the allowed domains and networks")
+}
+
+func (e *egressFlags) rules() netpolicy.Rules {
+	return netpolicy.Rules{
+		AllowDomains: e.allowDomains, DenyDomains: e.denyDomains,
+		AllowCIDRs: e.allowCIDRs, DenyCIDRs: e.denyCIDRs,
+		AllowPorts: e.allowPorts, DenyPorts: e.denyPorts,
+		AllowlistOnly: e.allowlistOnly,
+	}
 }
 
 func (f *sandboxFlags) register(fs *pflag.FlagSet) {
@@ -42,7 +77,7 @@ func (f *sandboxFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.image, "image", "i", "", `image: "host" (a read-only view of this host's userland; the default), an OCI reference such as python:3.12-alpine, an image ID, or "auto" (chosen from the command and project files)`)
 	fs.StringVarP(&f.profile, "profile", "p", "", "security profile: permissive, moderate (default) or restrictive")
 	fs.StringVarP(&f.backend, "backend", "B", "", "backend: native, microvm, docker, gvisor, ... (default: $AGENTKERNEL_BACKEND, else the strongest usable one)")
-	fs.BoolVar(&f.network, "network", false, "give the sandbox network access (not yet supported)")
+	fs.BoolVar(&f.network, "network", false, "give the sandbox network access, under its egress rules (the default of the permissive and moderate profiles)")
 	fs.BoolVar(&f.noNetwork, "no-network", false, "no network access: loopback only")
 	fs.StringVar(&f.memory, "memory", "", "memory limit: MB, or with a unit (512m, 2g)")
 	fs.IntVar(&f.cpus, "cpus", 0, "number of vCPUs")
@@ -51,7 +86,10 @@ func (f *sandboxFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.mountCwd, "mount-cwd", false, "mount the current directory at "+sandbox.WorkspaceDir+" and start commands there")
 	fs.BoolVar(&f.mountHome, "mount-home", false, "mount your home directory read-only at "+sandbox.HomeMountDir)
 	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "mount a host path: HOST:SANDBOX[:ro] (repeatable)")
-	fs.StringArrayVar(&f.publish, "publish", nil, "publish a port: HOST:SANDBOX[/udp] or PORT (not yet supported)")
+	fs.StringArrayVar(&f.publish, "publish", nil, "publish a port on the host's 127.0.0.1: HOST:SANDBOX[/udp], or SANDBOX (a free host port) (repeatable)")
+	fs.StringVar(&f.preset, "network-preset", "", "egress rules of an agent: "+strings.Join(netpolicy.PresetNames(), ", ")+" (its API, package registries and GitHub only)")
+	fs.StringArrayVar(&f.addHosts, "add-host", nil, "make a name resolve to an address in the sandbox: NAME:ADDRESS (repeatable)")
+	f.egress.register(fs)
 	fs.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable: KEY=VALUE, or KEY to pass it from here (repeatable)")
 	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory of commands (absolute)")
 	fs.StringVarP(&f.user, "user", "u", "", "user commands run as (name, uid or uid:gid; default root of the sandbox)")
@@ -128,6 +166,18 @@ func (f *sandboxFlags) options(fs *pflag.FlagSet, a *app) (sandbox.Options, erro
 		}
 		o.Ports = append(o.Ports, pm)
 	}
+	o.Egress, o.NetworkPreset = f.egress.rules(), f.preset
+	for _, h := range f.addHosts {
+		name, addr, ok := strings.Cut(h, ":")
+		ip, err := netip.ParseAddr(addr)
+		if !ok || err != nil || name == "" {
+			return o, usagef("--add-host %q: want NAME:ADDRESS", h)
+		}
+		if o.Hosts == nil {
+			o.Hosts = map[string][]netip.Addr{}
+		}
+		o.Hosts[netpolicy.NormalizeName(name)] = append(o.Hosts[netpolicy.NormalizeName(name)], ip.Unmap())
+	}
 	if o.Env, err = parseEnv(f.env, a.getenv); err != nil {
 		return o, err
 	}
@@ -147,6 +197,7 @@ func (f *sandboxFlags) config(cmd *cobra.Command, a *app) (sandbox.Config, error
 	if err != nil {
 		return sandbox.Config{}, err
 	}
+	o.NetworkUnavailable = setup.NetworkUnavailable(a.getenv)
 	cfg, warnings, err := sandbox.Resolve(o)
 	if err != nil {
 		return sandbox.Config{}, err

@@ -2,10 +2,16 @@ package cli
 
 import (
 	"bytes"
+	"errors"
+	"maps"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/testutil"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +23,15 @@ func resolveFlags(t *testing.T, env map[string]string, args ...string) (sandbox.
 	t.Helper()
 	var stderr bytes.Buffer
 	a := newApp(nil, &bytes.Buffer{}, &stderr)
+	if _, ok := env["AGENTKERNEL_SERVER"]; !ok {
+		// No network path unless a test gives one: the host's own
+		// installation must not decide.
+		env = maps.Clone(env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		env["AGENTKERNEL_SERVER"] = "/nonexistent/agentkernel-server"
+	}
 	a.getenv = func(k string) string { return env[k] }
 	a.environ = func() []string {
 		var kv []string
@@ -90,8 +105,44 @@ func TestFlagsProfileNetworkWarning(t *testing.T) {
 	if err != nil || warn != "" {
 		t.Errorf("--no-network: %q, %v", warn, err)
 	}
-	if _, _, err := resolveFlags(t, nil, "--network"); err == nil || !strings.Contains(err.Error(), "not yet supported") {
-		t.Errorf("--network: %v", err)
+	if _, _, err := resolveFlags(t, nil, "--network"); !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "agentkernel-server") {
+		t.Errorf("--network without a network path: %v", err)
+	}
+}
+
+func TestFlagsEgressRules(t *testing.T) {
+	testutil.RequireLinux(t)
+	if _, err := os.Stat("/dev/net/tun"); err != nil || os.Geteuid() != 0 {
+		t.Skip("needs /dev/net/tun and root for a network path")
+	}
+	// Any executable stands in for agentkernel-server: nothing runs here.
+	withPath := map[string]string{"AGENTKERNEL_SERVER": "/bin/true"}
+	cfg, _, err := resolveFlags(t, withPath, "-p", "restrictive", "--allow-domain", "*.github.com", "--deny-domain", "evil.test",
+		"--allow-cidr", "10.1.0.0/16", "--allowlist-only", "--network-preset", "claude", "--add-host", "db.test:10.1.2.3", "--publish", "8080:80", "--publish", "53/udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Network != sandbox.NetworkNAT || !cfg.Egress.AllowlistOnly || !slices.Contains(cfg.Egress.AllowDomains, "*.github.com") ||
+		!slices.Contains(cfg.Egress.AllowDomains, "api.anthropic.com") || cfg.Egress.DenyDomains[0] != "evil.test" ||
+		cfg.Egress.AllowCIDRs[0] != "10.1.0.0/16" || cfg.Hosts["db.test"][0].String() != "10.1.2.3" {
+		t.Errorf("rules: %+v", cfg)
+	}
+	if len(cfg.Ports) != 2 || cfg.Ports[0] != (sandbox.PortMapping{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}) ||
+		cfg.Ports[1] != (sandbox.PortMapping{ContainerPort: 53, Protocol: "udp"}) {
+		t.Errorf("ports: %+v", cfg.Ports)
+	}
+	for _, args := range [][]string{
+		{"--allow-domain", "bad domain"},
+		{"--allow-cidr", "10.0.0.0/40"},
+		{"--add-host", "nocolon"},
+		{"--add-host", "name:not-an-ip"},
+		{"--network-preset", "nobody"},
+		{"--no-network", "--allow-domain", "a.test"},
+		{"--no-network", "--publish", "80"},
+	} {
+		if _, _, err := resolveFlags(t, withPath, args...); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%q: %v, want a usage error", args, err)
+		}
 	}
 }
 

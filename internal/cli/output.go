@@ -47,10 +47,14 @@ func ago(now, t time.Time) string {
 // writeSandboxTable prints sandboxes as a table.
 func writeSandboxTable(w io.Writer, now time.Time, infos []*service.Info) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tBACKEND\tIMAGE\tCREATED")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tBACKEND\tIMAGE\tCREATED\tPORTS")
 	for _, in := range infos {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.Name, in.Status, orDash(string(in.Backend)),
-			orDash(in.Config.Image), ago(now, in.CreatedAt))
+		ports := make([]string, len(in.Ports))
+		for i, p := range in.Ports {
+			ports[i] = fmt.Sprintf("127.0.0.1:%d->%d/%s", p.HostPort, p.ContainerPort, p.Protocol)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.Name, in.Status, orDash(string(in.Backend)),
+			orDash(in.Config.Image), ago(now, in.CreatedAt), orDash(strings.Join(ports, ",")))
 	}
 	return tw.Flush()
 }
@@ -69,7 +73,7 @@ func networkNote(cfg sandbox.Config) string {
 	}
 	p, err := sandbox.LookupProfile(cfg.Profile)
 	if err == nil && p.Network {
-		return fmt.Sprintf("loopback only: profile %s would enable network access, which this release does not support yet", p.Name)
+		return fmt.Sprintf("loopback only: profile %s enables network access, which was not available when the sandbox was made (see agentkernel doctor)", p.Name)
 	}
 	return "loopback only"
 }
@@ -103,6 +107,16 @@ func writeInfo(w io.Writer, now time.Time, in *service.Info) error {
 	if note := networkNote(c); note != "" {
 		net += " (" + note + ")"
 	}
+	if c.Network == sandbox.NetworkNAT {
+		net += ", egress: default"
+		if c.Egress.AllowlistOnly {
+			net = fmt.Sprintf("%s, egress: allowlist only (%d domains, %d networks)", c.Network, len(c.Egress.AllowDomains), len(c.Egress.AllowCIDRs))
+		}
+		if n := len(c.Egress.DenyDomains) + len(c.Egress.DenyCIDRs) + len(c.Egress.DenyPorts); n > 0 {
+			net += fmt.Sprintf(", %d deny rules", n)
+		}
+		net += " (agentkernel sandbox network " + in.Name + ")"
+	}
 	row("Network", "%s", net)
 	root := "writable"
 	if c.ReadOnlyRoot {
@@ -119,6 +133,9 @@ func writeInfo(w io.Writer, now time.Time, in *service.Info) error {
 	}
 	for _, p := range c.Ports {
 		row("Port", "%s", p)
+	}
+	for _, p := range in.Ports {
+		row("Published", "127.0.0.1:%d -> %d/%s", p.HostPort, p.ContainerPort, p.Protocol)
 	}
 	if len(c.Env) > 0 {
 		keys := make([]string, len(c.Env))

@@ -111,7 +111,8 @@ func testInfo() *service.Info {
 	cfg.Mounts = []sandbox.Mount{{Source: "/src", Target: "/workspace"}}
 	start := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	return &service.Info{ID: "0b9a3c4e-0000-4000-8000-000000000000", Name: "dev", Backend: sandbox.Native,
-		Status: sandbox.StatusRunning, Config: cfg, CreatedAt: start, StartedAt: &start, PID: 4242}
+		Status: sandbox.StatusRunning, Config: cfg, CreatedAt: start, StartedAt: &start, PID: 4242,
+		Ports: []sandbox.PortMapping{{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}}}
 }
 
 func TestInfoJSONShape(t *testing.T) {
@@ -133,7 +134,7 @@ func TestInfoJSONShape(t *testing.T) {
 	if cfg["network"] != "none" || cfg["profile"] != "moderate" || cfg["memory_mb"] != float64(512) {
 		t.Errorf("config: %v", cfg)
 	}
-	if note := got["network_note"].(string); !strings.Contains(note, "moderate") || !strings.Contains(note, "not support") {
+	if note := got["network_note"].(string); !strings.Contains(note, "moderate") || !strings.Contains(note, "not available") {
 		t.Errorf("network note %q does not say why", note)
 	}
 }
@@ -176,8 +177,8 @@ func TestListTableAndJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME STATUS BACKEND IMAGE CREATED" ||
-		strings.Join(strings.Fields(lines[1]), " ") != "dev running native host 2h ago" {
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME STATUS BACKEND IMAGE CREATED PORTS" ||
+		strings.Join(strings.Fields(lines[1]), " ") != "dev running native host 2h ago 127.0.0.1:8080->80/tcp" {
 		t.Errorf("table:\n%s", buf.String())
 	}
 	buf.Reset()

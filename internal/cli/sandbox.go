@@ -19,7 +19,7 @@ func (a *app) newSandboxCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "sandbox",
 		Aliases: []string{"sb"},
-		Short:   "Manage sandboxes (create, start, stop, remove, list, info, cp, export)",
+		Short:   "Manage sandboxes (create, start, stop, remove, list, info, cp, export, network)",
 		Args:    cobra.ArbitraryArgs,
 		RunE:    groupRunE,
 	}
@@ -32,7 +32,7 @@ func (a *app) newSandboxCmd() *cobra.Command {
 func (a *app) sandboxSubcommands() []*cobra.Command {
 	return []*cobra.Command{
 		a.newCreateCmd(), a.newStartCmd(), a.newStopCmd(), a.newRemoveCmd(),
-		a.newListCmd(), a.newInfoCmd(), a.newCpCmd(), a.newExportCmd(),
+		a.newListCmd(), a.newInfoCmd(), a.newCpCmd(), a.newExportCmd(), a.newNetworkCmd(),
 	}
 }
 

@@ -5,6 +5,7 @@ package netstack
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,8 +17,10 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	"github.com/agentkernel-go/agentkernel/internal/netpolicy"
 	"github.com/agentkernel-go/agentkernel/internal/nettap"
+	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 )
 
 // dial connects from inside the sandbox.
@@ -241,4 +244,83 @@ func TestHostAndReservedAddressesAreUnreachable(t *testing.T) {
 	if body, err := w.get(t, "http", "allowed.test", upAllowed); err != nil || body != "hello allowed.test" {
 		t.Errorf("an allowed address: %q, %v", body, err)
 	}
+}
+
+func TestPublishedPorts(t *testing.T) {
+	w := newWorld(t, netpolicy.Rules{})
+	// Servers inside the sandbox: TCP on 8080, UDP echo on 5353.
+	var ln net.Listener
+	var pc net.PacketConn
+	var err error
+	inNS(t, w.guest, func() {
+		if ln, err = net.Listen("tcp", ":8080"); err == nil {
+			pc, err = net.ListenPacket("udp", ":5353")
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	defer pc.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "from the sandbox to %s", c.RemoteAddr())
+			c.Close()
+		}
+	}()
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(append([]byte("sandbox echo "), buf[:n]...), from)
+		}
+	}()
+	loopback := netip.MustParseAddr("127.0.0.1")
+	tcp, err := w.stack.Publish(sandbox.PortMapping{ContainerPort: 8080, Protocol: "tcp"}, loopback)
+	if err != nil || tcp.HostPort == 0 {
+		t.Fatalf("publish tcp: %+v %v", tcp, err)
+	}
+	udp, err := w.stack.Publish(sandbox.PortMapping{ContainerPort: 5353, Protocol: "udp"}, loopback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", netip.AddrPortFrom(loopback, tcp.HostPort).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(c)
+	c.Close()
+	if !strings.HasPrefix(string(b), "from the sandbox to "+nettap.Gateway4.String()) {
+		t.Errorf("published TCP port: %q", b)
+	}
+	u, err := net.Dial("udp", netip.AddrPortFrom(loopback, udp.HostPort).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.SetDeadline(time.Now().Add(5 * time.Second))
+	u.Write([]byte("hi"))
+	buf := make([]byte, 64)
+	if n, err := u.Read(buf); err != nil || string(buf[:n]) != "sandbox echo hi" {
+		t.Errorf("published UDP port: %q, %v", buf[:n], err)
+	}
+	u.Close()
+	// A port in use is refused, and the stack's ports are free once it is
+	// closed.
+	if _, err := w.stack.Publish(sandbox.PortMapping{HostPort: tcp.HostPort, ContainerPort: 80, Protocol: "tcp"}, loopback); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("publishing a port in use: %v", err)
+	}
+	w.stack.Close()
+	again, err := net.Listen("tcp", netip.AddrPortFrom(loopback, tcp.HostPort).String())
+	if err != nil {
+		t.Fatalf("the published port is still taken after close: %v", err)
+	}
+	again.Close()
 }

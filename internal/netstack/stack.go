@@ -64,6 +64,8 @@ type Stack struct {
 	cancel context.CancelFunc
 	conns  sync.WaitGroup
 	isHost func(netip.Addr) bool
+	done   chan struct{}
+	gone   sync.Once
 }
 
 const nicID = 1
@@ -84,7 +86,7 @@ func New(tap *os.File, cfg Config) (*Stack, error) {
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 10 * time.Second
 	}
-	st := &Stack{cfg: cfg, link: tap, names: newNames()}
+	st := &Stack{cfg: cfg, link: tap, names: newNames(), done: make(chan struct{})}
 	st.isHost = cfg.IsHost
 	if st.isHost == nil {
 		st.isHost = hostAddrs()
@@ -106,6 +108,8 @@ func New(tap *os.File, cfg Config) (*Stack, error) {
 		MTU:            nettap.MTU,
 		EthernetHeader: true,
 		Address:        gatewayMAC,
+		// The sandbox's network namespace went away with the sandbox.
+		ClosedFunc: func(tcpip.Error) { st.linkGone() },
 	})
 	if err != nil {
 		return fail("link: %v", err)
@@ -146,6 +150,11 @@ func New(tap *os.File, cfg Config) (*Stack, error) {
 	return st, nil
 }
 
+// Done is closed when the sandbox's interface is gone (or Close ran).
+func (s *Stack) Done() <-chan struct{} { return s.done }
+
+func (s *Stack) linkGone() { s.gone.Do(func() { close(s.done) }) }
+
 // SetPolicy replaces the policy; connections made from now on are decided
 // by it, established ones are not cut.
 func (s *Stack) SetPolicy(p *netpolicy.Policy) { s.pol.Store(p) }
@@ -159,6 +168,7 @@ func (s *Stack) Close() error {
 	s.s.Close()
 	s.conns.Wait()
 	s.s.Wait()
+	s.linkGone()
 	return s.link.Close()
 }
 

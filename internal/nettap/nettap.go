@@ -7,9 +7,11 @@
 // serves. Every sandbox gets the same addresses: they are private to its
 // namespace, and the host side translates.
 //
-// Runs in the sandbox's init, before capabilities are dropped (creating
-// the device needs CAP_NET_ADMIN over the namespace). Imports no host
-// package and nothing heavier than netlink.
+// It runs in the sandbox's network namespace, with CAP_NET_ADMIN over it:
+// in the host's process as root (CreateIn: /dev/net/tun is often root's
+// alone), or in the sandbox's init before it drops its capabilities when
+// agentkernel runs unprivileged (Create). Imports no host package and
+// nothing heavier than netlink.
 package nettap
 
 import (
@@ -17,8 +19,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,29 +45,68 @@ const MTU = 65520
 const Name = "eth0"
 
 // Create makes the TAP interface in the calling thread's network
-// namespace, configures it (addresses, MTU, default routes through the
-// gateway, up) and returns its file. Nothing is left behind on failure.
+// namespace and configures it: addresses, MTU, default routes through the
+// gateway, up; loopback comes up too. It returns the TAP device's file.
+// The thread must stay locked to its OS thread throughout: /dev/net/tun
+// makes its devices in the namespace it was opened in.
 func Create() (*os.File, error) {
-	tap := &netlink.Tuntap{
-		LinkAttrs: netlink.LinkAttrs{Name: Name, MTU: MTU},
-		Mode:      netlink.TUNTAP_MODE_TAP,
-		Flags:     netlink.TUNTAP_NO_PI | netlink.TUNTAP_ONE_QUEUE,
-		Queues:    1,
+	tun, err := os.OpenFile("/dev/net/tun", os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
 	}
-	if err := netlink.LinkAdd(tap); err != nil {
+	ifr, err := unix.NewIfreq(Name)
+	if err != nil {
+		tun.Close()
+		return nil, err
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(int(tun.Fd()), unix.TUNSETIFF, ifr); err != nil {
+		tun.Close()
 		return nil, fmt.Errorf("creating %s: %w", Name, err)
 	}
-	if len(tap.Fds) != 1 {
-		netlink.LinkDel(tap)
-		return nil, fmt.Errorf("creating %s: got %d queues", Name, len(tap.Fds))
+	// The device goes away with the last descriptor of it: on failure,
+	// closing tun is all the cleaning up there is.
+	link, err := netlink.LinkByName(Name)
+	if err == nil {
+		err = netlink.LinkSetMTU(link, MTU)
 	}
-	f := tap.Fds[0]
-	if err := configure(tap); err != nil {
-		f.Close()
-		netlink.LinkDel(tap)
+	if err == nil {
+		err = configure(link)
+	}
+	if err != nil {
+		tun.Close()
 		return nil, fmt.Errorf("configuring %s: %w", Name, err)
 	}
-	return f, nil
+	return tun, nil
+}
+
+// CreateIn is Create in the network namespace of process pid, for a
+// caller with CAP_SYS_ADMIN over it (root, for its sandboxes).
+func CreateIn(pid int) (*os.File, error) {
+	target, err := netns.GetFromPid(pid)
+	if err != nil {
+		return nil, fmt.Errorf("network namespace of %d: %w", pid, err)
+	}
+	defer target.Close()
+	type result struct {
+		f   *os.File
+		err error
+	}
+	rc := make(chan result, 1)
+	go func() {
+		// The thread is never unlocked: it ends with this goroutine,
+		// so it never serves other goroutines from the sandbox's
+		// namespace, whether or not switching back worked.
+		runtime.LockOSThread()
+		if err := netns.Set(target); err != nil {
+			rc <- result{err: fmt.Errorf("entering the sandbox's network namespace: %w", err)}
+			return
+		}
+		f, err := Create()
+		rc <- result{f, err}
+	}()
+	r := <-rc
+	return r.f, r.err
 }
 
 func configure(link netlink.Link) error {

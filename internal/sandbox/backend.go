@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
 )
 
 // Type names a backend.
@@ -65,14 +66,29 @@ type Spec struct {
 	// Dir is the sandbox's private state directory (mode 0700). The backend
 	// may keep anything there; the manager removes it after Backend.Remove.
 	Dir string
+	// Network connects the sandbox's interface to agentkernel's network
+	// path when Config.Network is NetworkNAT (set by the manager for Start).
+	Network NetworkAttacher `json:"-"`
+}
+
+// NetworkAttacher connects a starting sandbox's network interface to the
+// network path (the manager's network daemon, package netd), which then
+// serves it under the sandbox's egress policy.
+type NetworkAttacher interface {
+	// AttachTAP hands over the sandbox's TAP device and a pidfd of the
+	// process whose exit ends the sandbox (the attacher owns both from
+	// then on, also on error), and returns the published ports as bound.
+	AttachTAP(ctx context.Context, tap, pidfd *os.File) ([]PortMapping, error)
 }
 
 // Runtime is what a backend records about a started sandbox so that any
 // later process can find it again. The manager persists it verbatim.
 type Runtime struct {
-	PID       int             `json:"pid,omitempty"`
-	StartTime uint64          `json:"start_time,omitempty"` // of PID, in clock ticks since boot: guards pid reuse
-	Extra     json.RawMessage `json:"extra,omitempty"`
+	PID       int    `json:"pid,omitempty"`
+	StartTime uint64 `json:"start_time,omitempty"` // of PID, in clock ticks since boot: guards pid reuse
+	// Ports are the published ports as bound (host ports chosen).
+	Ports []PortMapping   `json:"ports,omitempty"`
+	Extra json.RawMessage `json:"extra,omitempty"`
 }
 
 // Backend brings sandboxes up and down. Everything that happens inside a

@@ -2,10 +2,12 @@ package sandbox
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/netpolicy"
 )
 
 // Defaults, as in agentkernel.
@@ -23,7 +25,7 @@ const (
 // Network modes.
 const (
 	NetworkNone = "none" // a private network namespace with loopback only
-	NetworkNAT  = "nat"  // egress through agentkernel's policy path (not yet supported)
+	NetworkNAT  = "nat"  // egress through agentkernel's network path, under the egress policy
 )
 
 // Seccomp profiles.
@@ -59,10 +61,14 @@ type Config struct {
 	// CPUPercent caps CPU time as a percentage of one CPU per vCPU (100 = no cap).
 	CPUPercent int `json:"cpu_percent"`
 
-	Network      string        `json:"network"`
-	Ports        []PortMapping `json:"ports,omitempty"`
-	ReadOnlyRoot bool          `json:"read_only_root"`
-	Seccomp      string        `json:"seccomp"`
+	Network string        `json:"network"`
+	Ports   []PortMapping `json:"ports,omitempty"`
+	// Egress is the egress policy's rules (network nat); see netpolicy.
+	Egress netpolicy.Rules `json:"egress,omitzero"`
+	// Hosts are names the sandbox's resolver answers with fixed addresses.
+	Hosts        map[string][]netip.Addr `json:"hosts,omitempty"`
+	ReadOnlyRoot bool                    `json:"read_only_root"`
+	Seccomp      string                  `json:"seccomp"`
 	// AllowPtrace lets processes trace their own children (debuggers, strace).
 	AllowPtrace bool `json:"allow_ptrace,omitempty"`
 
@@ -100,7 +106,19 @@ func (c *Config) Validate() error {
 		return bad("cpu percent %d out of range 1..100", c.CPUPercent)
 	}
 	switch c.Network {
-	case NetworkNone, NetworkNAT:
+	case NetworkNAT:
+		if _, err := netpolicy.Compile(c.Egress); err != nil {
+			return err
+		}
+		for name := range c.Hosts {
+			if _, err := netpolicy.Compile(netpolicy.Rules{AllowDomains: []string{name}}); err != nil || strings.HasPrefix(name, "*") {
+				return bad("host name %q is not a DNS name", name)
+			}
+		}
+	case NetworkNone:
+		if !c.Egress.IsZero() || len(c.Hosts) > 0 || len(c.Ports) > 0 {
+			return bad("egress rules, hosts and published ports need network access")
+		}
 	default:
 		return bad("unknown network mode %q (want none or nat)", c.Network)
 	}

@@ -2,11 +2,13 @@ package sandbox
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/netpolicy"
 )
 
 // Options are what a user asked for; nil pointers and empty values mean
@@ -22,12 +24,23 @@ type Options struct {
 	MountCwd     *bool
 	MountHome    *bool
 	Ports        []PortMapping
-	Mounts       []Mount
-	Env          []string
-	WorkDir      string
-	User         string
-	Files        []File
-	TTL          time.Duration
+	// Egress are egress rules given explicitly (flags, API, config file);
+	// NetworkPreset names agent preset rules to add (netpolicy.Preset);
+	// Hosts are fixed names for the sandbox's resolver. Any of them asks
+	// for network access.
+	Egress        netpolicy.Rules
+	NetworkPreset string
+	Hosts         map[string][]netip.Addr
+	// NetworkUnavailable, if set, says why this host cannot give sandboxes
+	// network access: a profile's network then falls back to loopback
+	// with a warning, an explicit request fails with it.
+	NetworkUnavailable error
+	Mounts             []Mount
+	Env                []string
+	WorkDir            string
+	User               string
+	Files              []File
+	TTL                time.Duration
 	// Cwd and Home are the caller's directories, used by MountCwd/MountHome.
 	Cwd  string
 	Home string
@@ -39,10 +52,6 @@ type Options struct {
 // passEnvKeys is the subset of the host environment a permissive profile
 // passes through: locale and terminal, never credentials.
 var passEnvKeys = []string{"LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "COLORTERM"}
-
-// NetworkAvailable reports whether network mode nat can be built yet. Until
-// the networking issue lands it is false, and Resolve degrades as documented.
-const NetworkAvailable = false
 
 // Resolve applies o on top of its profile. Warnings are things the user
 // should hear about but that do not stop the sandbox.
@@ -68,20 +77,40 @@ func Resolve(o Options) (Config, []string, error) {
 		c.ReadOnlyRoot = *o.ReadOnlyRoot
 	}
 
-	// Network: an explicit request for network fails clearly; a profile
-	// default of "on" falls back to none, which `info` shows.
-	wantNet := p.Network
+	// Network: the profile's default, or what was asked. Rules, hosts and
+	// ports ask for it too.
+	wantNet, explicit := p.Network, false
+	asked := !o.Egress.IsZero() || o.NetworkPreset != "" || len(o.Hosts) > 0 || len(o.Ports) > 0
 	if o.Network != nil {
-		wantNet = *o.Network
-		if wantNet && !NetworkAvailable {
-			return Config{}, nil, fmt.Errorf("network access for sandboxes: %w (sandboxes get loopback only; leave out --network)", errdefs.ErrNotImplemented)
+		wantNet, explicit = *o.Network, true
+		if !wantNet && asked {
+			return Config{}, nil, fmt.Errorf("egress rules, hosts and published ports need network access, which was turned off: %w", errdefs.ErrInvalidArgument)
 		}
 	}
-	if wantNet && NetworkAvailable {
-		c.Network = NetworkNAT
+	if asked {
+		wantNet, explicit = true, true
 	}
-	if wantNet && !NetworkAvailable && o.Profile != "" {
-		warnings = append(warnings, fmt.Sprintf("profile %s enables network, which is not yet supported: the sandbox has loopback only", p.Name))
+	switch {
+	case wantNet && o.NetworkUnavailable != nil && explicit:
+		return Config{}, nil, fmt.Errorf("network access for sandboxes: %w", o.NetworkUnavailable)
+	case wantNet && o.NetworkUnavailable != nil:
+		// Only a profile asked for by name is worth a warning on every
+		// command; info shows the fallback either way.
+		if o.Profile != "" {
+			warnings = append(warnings, fmt.Sprintf("profile %s enables network, but %v: the sandbox has loopback only", p.Name, o.NetworkUnavailable))
+		}
+	case wantNet:
+		c.Network = NetworkNAT
+		if o.NetworkPreset != "" {
+			r, err := netpolicy.Preset(o.NetworkPreset)
+			if err != nil {
+				return Config{}, nil, err
+			}
+			c.Egress = r
+		}
+		c.Egress = c.Egress.Merge(o.Egress)
+		c.Hosts = o.Hosts
+		c.Ports = o.Ports
 	}
 
 	mountCwd, mountHome := p.MountCwd, p.MountHome
@@ -114,10 +143,6 @@ func Resolve(o Options) (Config, []string, error) {
 		}
 	}
 	c.Env = append(c.Env, o.Env...)
-	c.Ports = o.Ports
-	if len(c.Ports) > 0 {
-		return Config{}, nil, fmt.Errorf("publishing ports: %w (needs sandbox networking)", errdefs.ErrNotImplemented)
-	}
 	if o.WorkDir != "" {
 		c.WorkDir = o.WorkDir
 	}

@@ -15,8 +15,8 @@ type PortMapping struct {
 	Protocol      string `json:"protocol"` // "tcp" or "udp"
 }
 
-// ParsePort parses "8080:80", "3000" (same port on both sides) or
-// "5353:53/udp".
+// ParsePort parses "8080:80", "5353:53/udp" or "3000" (the sandbox's
+// port 3000 on a free host port: HostPort 0).
 func ParsePort(s string) (PortMapping, error) {
 	bad := func(why string) (PortMapping, error) {
 		return PortMapping{}, fmt.Errorf("port mapping %q: %s (want HOST:CONTAINER[/tcp|/udp] or PORT): %w",
@@ -42,12 +42,18 @@ func ParsePort(s string) (PortMapping, error) {
 	if !ok1 || !ok2 {
 		return bad("ports must be numbers from 1 to 65535")
 	}
+	if !both {
+		hp = 0
+	}
 	return PortMapping{HostPort: hp, ContainerPort: cp, Protocol: proto}, nil
 }
 
 // String formats the mapping the way ParsePort reads it.
 func (p PortMapping) String() string {
 	s := fmt.Sprintf("%d:%d", p.HostPort, p.ContainerPort)
+	if p.HostPort == 0 {
+		s = fmt.Sprint(p.ContainerPort)
+	}
 	if p.Protocol == "udp" {
 		s += "/udp"
 	}

@@ -3,9 +3,13 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/agentkernel-go/agentkernel/internal/netpolicy"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 )
@@ -43,7 +47,7 @@ func TestValidatePath(t *testing.T) {
 func TestParsePort(t *testing.T) {
 	for in, want := range map[string]PortMapping{
 		"8080:80":     {8080, 80, "tcp"},
-		"3000":        {3000, 3000, "tcp"},
+		"3000":        {0, 3000, "tcp"},
 		"5353:53/udp": {5353, 53, "udp"},
 		"1:65535/tcp": {1, 65535, "tcp"},
 	} {
@@ -64,7 +68,7 @@ func TestParsePort(t *testing.T) {
 
 func TestResolveProfiles(t *testing.T) {
 	c, warn, err := Resolve(Options{})
-	if err != nil || c.Profile != ProfileModerate || c.MemoryMB != 512 || c.VCPUs != 1 || c.Network != NetworkNone || len(warn) != 0 {
+	if err != nil || c.Profile != ProfileModerate || c.MemoryMB != 512 || c.VCPUs != 1 || c.Network != NetworkNAT || len(warn) != 0 {
 		t.Fatalf("default: %+v %v %v", c, warn, err)
 	}
 	c, _, err = Resolve(Options{Profile: ProfileRestrictive})
@@ -79,12 +83,35 @@ func TestResolveProfiles(t *testing.T) {
 	if strings.Contains(strings.Join(c.Env, " "), "AWS_SECRET") || !strings.Contains(strings.Join(c.Env, " "), "LANG=C.UTF-8") {
 		t.Errorf("pass-env leaked or dropped: %v", c.Env)
 	}
-	if _, warn, _ := Resolve(Options{Profile: ProfileModerate}); len(warn) != 1 {
-		t.Errorf("explicit network profile: no warning about the missing network")
+	// Without a network path, a profile's network falls back to loopback
+	// with a warning; asking for it fails.
+	noPath := fmt.Errorf("no network path here: %w", errdefs.ErrUnavailable)
+	if c, warn, _ := Resolve(Options{Profile: ProfileModerate, NetworkUnavailable: noPath}); len(warn) != 1 || c.Network != NetworkNone {
+		t.Errorf("network profile without a network path: %v, %v", c.Network, warn)
 	}
 	on := true
-	if _, _, err := Resolve(Options{Network: &on}); !errors.Is(err, errdefs.ErrNotImplemented) {
-		t.Errorf("explicit --network: %v, want not implemented", err)
+	if _, _, err := Resolve(Options{Network: &on, NetworkUnavailable: noPath}); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("explicit --network without a network path: %v, want unavailable", err)
+	}
+	rules := netpolicy.Rules{AllowDomains: []string{"example.com"}}
+	if _, _, err := Resolve(Options{Profile: ProfileRestrictive, Egress: rules, NetworkUnavailable: noPath}); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("rules without a network path: %v, want unavailable", err)
+	}
+	// Rules ask for network, also under a profile without it; preset and
+	// explicit rules add up.
+	c, _, err = Resolve(Options{Profile: ProfileRestrictive, Egress: rules, NetworkPreset: "claude"})
+	if err != nil || c.Network != NetworkNAT || !c.Egress.AllowlistOnly || !slices.Contains(c.Egress.AllowDomains, "example.com") || !slices.Contains(c.Egress.AllowDomains, "api.anthropic.com") {
+		t.Errorf("rules and preset: %+v, %v", c.Egress, err)
+	}
+	off = false
+	if _, _, err := Resolve(Options{Network: &off, Egress: rules}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("rules with --no-network: %v", err)
+	}
+	if _, _, err := Resolve(Options{Egress: netpolicy.Rules{AllowCIDRs: []string{"nonsense"}}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("a bad rule: %v", err)
+	}
+	if _, _, err := Resolve(Options{NetworkPreset: "nobody"}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("unknown preset: %v", err)
 	}
 	if _, _, err := Resolve(Options{Profile: "paranoid"}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("unknown profile: %v", err)

@@ -170,7 +170,7 @@ func TestSDKAgainstServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The warm pool stays on: the server maintains it in-process.
-	srv := startServer(t, bin, []string{"AGENTKERNEL_AGENT=" + agent, "AGENTKERNEL_API_KEY=", "AGENTKERNEL_POOL=1"},
+	srv := startServer(t, bin, []string{"AGENTKERNEL_AGENT=" + agent, "AGENTKERNEL_API_KEY=", "AGENTKERNEL_POOL=1", noNetwork},
 		"--root", root, "serve", "--port", "0", "--api-key-file", keyFile, "--log-level", "info")
 	stopped := false
 	t.Cleanup(func() {
@@ -235,7 +235,7 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // it by design) and fails if any other sandbox is left.
 func cleanRoot(t *testing.T, root, agent string) {
 	t.Helper()
-	env := map[string]string{"AGENTKERNEL_AGENT": agent}
+	env := map[string]string{"AGENTKERNEL_AGENT": agent, "AGENTKERNEL_SERVER": noServer}
 	mgr, _, err := setup.Manager(context.Background(), setup.Config{Fetcher: ingest.New, Root: root, Getenv: func(k string) string { return env[k] }})
 	if err != nil {
 		t.Fatal(err)
@@ -268,3 +268,10 @@ func TestServeFlags(t *testing.T) {
 		}
 	}
 }
+
+// Servers under test get no network path (the network path has tests of
+// its own), so that no network daemon outlives a test.
+const (
+	noServer  = "/nonexistent/agentkernel-server"
+	noNetwork = "AGENTKERNEL_SERVER=" + noServer
+)

@@ -30,7 +30,7 @@ func TestMCPStdio(t *testing.T) {
 
 	var stderr bytes.Buffer
 	cmd := exec.Command(server, "--root", root, "mcp", "--log-level", "debug")
-	cmd.Env = append(os.Environ(), "AGENTKERNEL_AGENT="+agent)
+	cmd.Env = append(os.Environ(), "AGENTKERNEL_AGENT="+agent, noNetwork)
 	cmd.Stderr = &stderr
 	defer func() {
 		if t.Failed() || os.Getenv("MCP_TEST_LOG") != "" {

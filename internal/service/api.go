@@ -23,6 +23,9 @@ type Info struct {
 	ExpiresAt *time.Time     `json:"expires_at,omitempty"`
 	// PID is the sandbox's init process on the host, while running.
 	PID int `json:"pid,omitempty"`
+	// Ports are the published ports as bound on the host's 127.0.0.1,
+	// while running (Config.Ports are as asked, 0 for any free port).
+	Ports []sandbox.PortMapping `json:"published_ports,omitempty"`
 	// Pooled marks a warm-pool sandbox no run has claimed yet.
 	Pooled bool `json:"pooled,omitempty"`
 }

@@ -46,6 +46,12 @@ type AuditEntry struct {
 	ProcessID  string     `json:"process_id,omitempty"`
 	Signal     int        `json:"signal,omitempty"`
 	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	// Network refusals: the protocol, the destination (address:port), the
+	// name asked for (DNS, TLS SNI, HTTP Host) and the rule that refused.
+	Protocol    string `json:"protocol,omitempty"`
+	Destination string `json:"destination,omitempty"`
+	Domain      string `json:"domain,omitempty"`
+	Rule        string `json:"rule,omitempty"`
 }
 
 type viaKey struct{}

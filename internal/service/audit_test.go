@@ -20,7 +20,7 @@ import (
 func TestAuditLog(t *testing.T) {
 	m := newManager(t)
 	ctx := service.WithVia(t.Context(), "api")
-	cfg, _, _ := sandbox.Resolve(sandbox.Options{})
+	cfg, _, _ := sandbox.Resolve(sandbox.Options{Network: new(false)})
 	if _, err := m.Create(ctx, service.CreateRequest{Name: "aud", Config: cfg}); err != nil {
 		t.Fatal(err)
 	}

@@ -147,6 +147,7 @@ func (m *Manager) startLocked(ctx context.Context, rec *state.Record) error {
 		return err
 	}
 	spec := m.spec(rec)
+	spec.Network = attacher{m, rec}
 	// Sweep what an earlier start, interrupted by a crash, may have left.
 	if err := b.Stop(ctx, spec, nil); err != nil {
 		return fmt.Errorf("starting sandbox %q: %w", rec.Name, err)
@@ -250,6 +251,9 @@ func (m *Manager) stopLocked(ctx context.Context, rec *state.Record) error {
 	// by a crash may have left.
 	if err := b.Stop(cctx, m.spec(rec), rec.Runtime); err != nil {
 		return fmt.Errorf("stopping sandbox %q: %w", rec.Name, err)
+	}
+	if rec.Runtime != nil {
+		m.detachNetwork(cctx, rec)
 	}
 	if rec.Status == sandbox.StatusRunning {
 		rec.Status = sandbox.StatusStopped

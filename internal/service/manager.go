@@ -14,6 +14,7 @@ import (
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	"github.com/agentkernel-go/agentkernel/internal/image"
+	"github.com/agentkernel-go/agentkernel/internal/netd"
 	"github.com/agentkernel-go/agentkernel/internal/procfs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/state"
@@ -36,6 +37,9 @@ type Options struct {
 	PoolSize int
 	// PoolIdle is how long an unclaimed pool sandbox lives (default 5m).
 	PoolIdle time.Duration
+	// Network is the network path of sandboxes with network on; nil means
+	// they cannot have one here.
+	Network *netd.Client
 	// Background removes the named finished sandbox and runs MaintainPool,
 	// away from the caller (the CLI starts a detached process). Required
 	// for the pool: Run hands it the removal and the refill.
@@ -179,6 +183,7 @@ func (m *Manager) info(ctx context.Context, rec *state.Record) *Info {
 	}
 	if in.Status == sandbox.StatusRunning && rec.Runtime != nil {
 		in.PID = rec.Runtime.PID
+		in.Ports = rec.Runtime.Ports
 	}
 	return in
 }

@@ -171,6 +171,16 @@ func readRequest(c net.Conn) (string, error) {
 	return name, nil
 }
 
+// maintainerListening tells whether a pool maintainer lingers.
+func (m *Manager) maintainerListening() bool {
+	c, err := net.DialTimeout("unix", filepath.Join(m.poolDir(), handoffSocket), handoffTimeout)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // StopPoolMaintainer makes a lingering maintainer finish its queue and exit,
 // and waits for it (until ctx ends).
 func (m *Manager) StopPoolMaintainer(ctx context.Context) error {

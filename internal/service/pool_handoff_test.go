@@ -27,7 +27,7 @@ func TestPoolHandOff(t *testing.T) {
 	if err := m.LingerPool(t.Context(), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _, _ := sandbox.Resolve(sandbox.Options{})
+	cfg, _, _ := sandbox.Resolve(sandbox.Options{Network: new(false)})
 	for _, name := range []string{"handoff-a", "handoff-b"} {
 		if _, err := m.Create(t.Context(), service.CreateRequest{Name: name, Config: cfg}); err != nil {
 			t.Fatal(err)

@@ -66,7 +66,7 @@ func pooled(t *testing.T, m *service.Manager) []string {
 
 func runIn(t *testing.T, m *service.Manager, env []string, script string) (*service.Info, string) {
 	t.Helper()
-	cfg, _, _ := sandbox.Resolve(sandbox.Options{Env: env})
+	cfg, _, _ := sandbox.Resolve(sandbox.Options{Network: new(false), Env: env})
 	var out strings.Builder
 	info, st, err := m.Run(t.Context(), service.RunRequest{
 		Create: service.CreateRequest{Config: cfg},

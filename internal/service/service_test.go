@@ -52,7 +52,7 @@ func newManager(tb testing.TB, edit ...func(*service.Options)) *service.Manager 
 func TestRunRemovesSandbox(t *testing.T) {
 	m := newManager(t)
 	before := testutil.Snapshot()
-	cfg, _, _ := sandbox.Resolve(sandbox.Options{})
+	cfg, _, _ := sandbox.Resolve(sandbox.Options{Network: new(false)})
 	var out strings.Builder
 	_, st, err := m.Run(t.Context(), service.RunRequest{
 		Create: service.CreateRequest{Config: cfg},
@@ -91,7 +91,7 @@ func TestRunRemovesSandbox(t *testing.T) {
 
 func TestTTLExpiryAndGC(t *testing.T) {
 	m := newManager(t)
-	cfg, _, _ := sandbox.Resolve(sandbox.Options{TTL: time.Millisecond})
+	cfg, _, _ := sandbox.Resolve(sandbox.Options{Network: new(false), TTL: time.Millisecond})
 	info, err := m.Create(t.Context(), service.CreateRequest{Name: "short", Config: cfg})
 	if err != nil || info.ExpiresAt == nil {
 		t.Fatalf("create: %+v %v", info, err)
@@ -113,7 +113,7 @@ func TestTTLExpiryAndGC(t *testing.T) {
 // to a running sandbox, reporting the median as p50-µs.
 func BenchmarkExecRoundTrip(b *testing.B) {
 	m := newManager(b)
-	cfg, _, _ := sandbox.Resolve(sandbox.Options{})
+	cfg, _, _ := sandbox.Resolve(sandbox.Options{Network: new(false)})
 	if _, err := m.Create(context.Background(), service.CreateRequest{Name: "bench", Config: cfg}); err != nil {
 		b.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 
 func TestExtendTTL(t *testing.T) {
 	m := newManager(t)
-	cfg, _, _ := sandbox.Resolve(sandbox.Options{})
+	cfg, _, _ := sandbox.Resolve(sandbox.Options{Network: new(false)})
 	if _, err := m.Create(t.Context(), service.CreateRequest{Name: "box", Config: cfg}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestExtendTTL(t *testing.T) {
 // An expired sandbox (not yet collected) gets its new TTL from now.
 func TestExtendTTLAfterExpiry(t *testing.T) {
 	m := newManager(t)
-	cfg, _, _ := sandbox.Resolve(sandbox.Options{TTL: time.Millisecond})
+	cfg, _, _ := sandbox.Resolve(sandbox.Options{Network: new(false), TTL: time.Millisecond})
 	if _, err := m.Create(t.Context(), service.CreateRequest{Name: "late", Config: cfg}); err != nil {
 		t.Fatal(err)
 	}

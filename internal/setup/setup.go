@@ -24,6 +24,7 @@ import (
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	"github.com/agentkernel-go/agentkernel/internal/image"
 	"github.com/agentkernel-go/agentkernel/internal/image/fetchcmd"
+	"github.com/agentkernel-go/agentkernel/internal/netd"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/service"
 )
@@ -166,6 +167,13 @@ func NewRegistry(root, agentPath string, logger *slog.Logger) *sandbox.Registry 
 	)
 }
 
+// NetworkUnavailable says why sandboxes cannot have network access on this
+// host (no /dev/net/tun for this user, no agentkernel-server to run the
+// network daemon), or returns nil. It touches no data root.
+func NetworkUnavailable(getenv func(string) string) error {
+	return netd.NewClient("", func() (string, error) { return FindServer(getenv) }).Probe()
+}
+
 // Config is what Manager needs besides the environment.
 type Config struct {
 	Root   string
@@ -218,6 +226,7 @@ func Manager(ctx context.Context, cfg Config) (mgr *service.Manager, agentErr er
 		Root:           cfg.Root,
 		Registry:       NewRegistry(cfg.Root, agentPath, cfg.Logger),
 		Images:         image.NewStore(cfg.Root, opts),
+		Network:        netd.NewClient(cfg.Root, func() (string, error) { return FindServer(cfg.Getenv) }),
 		DefaultBackend: defaultBackend,
 		Logger:         cfg.Logger,
 		PoolSize:       poolSize,

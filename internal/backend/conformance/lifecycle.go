@@ -16,7 +16,7 @@ import (
 
 func (s *suite) testLifecycle(t *testing.T) {
 	ctx := t.Context()
-	cfg, _, err := sandbox.Resolve(sandbox.Options{Image: s.h.Image})
+	cfg, _, err := sandbox.Resolve(sandbox.Options{Image: s.h.Image, NetworkUnavailable: s.m.NetworkUnavailable()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func (s *suite) testBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, _, _ := sandbox.Resolve(sandbox.Options{Image: s.h.Image})
+	cfg, _, _ := sandbox.Resolve(sandbox.Options{Image: s.h.Image, NetworkUnavailable: s.m.NetworkUnavailable()})
 	bk := string(s.h.Backend.Type())
 	for _, tc := range []struct {
 		name string

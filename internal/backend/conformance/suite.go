@@ -85,7 +85,7 @@ func Run(t *testing.T, h Harness) {
 // create makes and starts a sandbox named prefix-<backend>, removed when t ends.
 func (s *suite) create(t *testing.T, prefix string, edit func(*sandbox.Config)) string {
 	t.Helper()
-	cfg, _, err := sandbox.Resolve(sandbox.Options{Image: s.h.Image})
+	cfg, _, err := sandbox.Resolve(sandbox.Options{Image: s.h.Image, NetworkUnavailable: s.m.NetworkUnavailable()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func BenchmarkStartStop(b *testing.B) {
 	testutil.RequireRoot(b)
 	agent := testutil.BuildBinary(b, "agentkernel-agent")
 	root := b.TempDir()
-	cfg, _, _ := sandbox.Resolve(sandbox.Options{})
+	cfg, _, _ := sandbox.Resolve(sandbox.Options{Network: new(false)})
 	fs, err := image.NewStore(root, image.Options{}).Resolve(context.Background(), "host")
 	if err != nil {
 		b.Fatal(err)

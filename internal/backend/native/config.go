@@ -46,7 +46,11 @@ type initConfig struct {
 	// CgroupFDs are descriptors of the "tasks" files of the sandbox's v1
 	// cgroups, opened by the host: init's exec thread joins them first
 	// (see cgroups.JoinThread).
-	CgroupFDs []int    `json:"cgroup_fds,omitempty"`
+	CgroupFDs []int `json:"cgroup_fds,omitempty"`
+	// NetFD, if not 0, is a socket on which init sends the host the TAP
+	// device it makes (network mode nat, unprivileged; as root the host
+	// makes it).
+	NetFD     int      `json:"net_fd,omitempty"`
 	AgentArgs []string `json:"agent_args"`
 	AgentEnv  []string `json:"agent_env"`
 
@@ -131,6 +135,10 @@ func buildInitConfig(spec *sandbox.Spec, ids idMap) (initConfig, []*os.File, err
 	for _, m := range spec.RootFS.Binds {
 		m.ReadOnly = true
 		mounts = append(mounts, m)
+	}
+	if spec.Config.Network == sandbox.NetworkNAT {
+		// The sandbox's resolver is the network path's (see nettap).
+		mounts = append(mounts, sandbox.Mount{Source: filepath.Join(spec.Dir, resolvConfName), Target: "/etc/resolv.conf", ReadOnly: true})
 	}
 	mounts = append(mounts, spec.Config.Mounts...)
 	for _, m := range mounts {

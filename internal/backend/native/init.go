@@ -66,7 +66,11 @@ func runInit() (stage string, err error) {
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return "hostname", err
 	}
-	if err := loopbackUp(); err != nil {
+	if cfg.NetFD != 0 {
+		if err := sendTAP(cfg.NetFD); err != nil {
+			return "network", err
+		}
+	} else if err := loopbackUp(); err != nil {
 		return "loopback", err
 	}
 	root, err := buildRoot(&cfg)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
+	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	"github.com/agentkernel-go/agentkernel/internal/procfs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/testutil"
@@ -528,7 +530,7 @@ func TestStartFailureCleansUp(t *testing.T) {
 	agent := testutil.BuildBinary(t, "agentkernel-agent")
 	root := t.TempDir()
 	x := &box{t: t, b: New(Options{AgentPath: agent}), root: root}
-	cfg, _, _ := sandbox.Resolve(sandbox.Options{Mounts: []sandbox.Mount{{Source: src, Target: "/usr/ak-new/dir"}}})
+	cfg, _, _ := sandbox.Resolve(sandbox.Options{Network: new(false), Mounts: []sandbox.Mount{{Source: src, Target: "/usr/ak-new/dir"}}})
 	fs, err := imageStore(root).Resolve(t.Context(), "host")
 	if err != nil {
 		t.Fatal(err)
@@ -548,12 +550,13 @@ func TestStartFailureCleansUp(t *testing.T) {
 	}
 }
 
-// TestNetworkModeNotImplemented: only "none" exists so far.
-func TestNetworkModeNotImplemented(t *testing.T) {
+// TestNetworkNeedsAPath: network mode nat without a network path to
+// attach to is refused before anything is made.
+func TestNetworkNeedsAPath(t *testing.T) {
 	b := New(Options{AgentPath: "/nonexistent"})
 	dir := t.TempDir()
 	_, err := b.Start(t.Context(), &sandbox.Spec{Name: "n", Config: sandbox.Config{Network: sandbox.NetworkNAT}, Dir: dir})
-	if err == nil || !strings.Contains(err.Error(), "not yet supported") {
+	if !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("got %v", err)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {

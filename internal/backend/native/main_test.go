@@ -62,7 +62,10 @@ func startBoxAt(t *testing.T, name, root string, edit func(*sandbox.Config)) *bo
 func tryStartBox(t *testing.T, name, root string, edit func(*sandbox.Config)) (*box, error) {
 	testutil.RequireRoot(t)
 	agent := testutil.BuildBinary(t, "agentkernel-agent")
-	cfg, _, err := sandbox.Resolve(sandbox.Options{})
+	// Network off: these tests are about the backend; the network path
+	// (netd, netstack) has tests of its own, and the conformance suite
+	// runs with it.
+	cfg, _, err := sandbox.Resolve(sandbox.Options{Network: new(false)})
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,7 @@ func TestRootlessInner(t *testing.T) {
 	if err := b.Probe(t.Context()); err != nil {
 		t.Skipf("probe: %v", err)
 	}
-	cfg, _, _ := sandbox.Resolve(sandbox.Options{})
+	cfg, _, _ := sandbox.Resolve(sandbox.Options{Network: new(false)})
 	fs, err := image.NewStore(root, image.Options{}).Resolve(t.Context(), "host")
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentkernel-go/agentkernel/internal/cgroups"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/nettap"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 )
 
@@ -30,9 +31,13 @@ type launch struct {
 	// inherited are the child's descriptors; the host's copies are closed
 	// once it runs (and on error).
 	inherited []*os.File
-	// cfgW and statusR are the host's ends of the config and status pipes.
-	cfgW, statusR *os.File
-	exited        chan struct{} // closed when init has exited and been reaped
+	// cfgW and statusR are the host's ends of the config and status pipes;
+	// netSock, of the socket an unprivileged init sends the sandbox's TAP
+	// device on.
+	cfgW, statusR, netSock *os.File
+	// nat: the sandbox has network access (a TAP device to attach).
+	nat    bool
+	exited chan struct{} // closed when init has exited and been reaped
 }
 
 // newLaunch prepares everything init inherits: the agent's listening
@@ -90,6 +95,16 @@ func (b *Backend) newLaunch(spec *sandbox.Spec, ids idMap, group *cgroups.Group,
 		if v2dir, err = group.V2Dir(); err != nil {
 			return nil, err
 		}
+	}
+	l.nat = spec.Config.Network == sandbox.NetworkNAT
+	if l.nat && ids.rootless() {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("network socket: %w", err)
+		}
+		l.netSock = os.NewFile(uintptr(fds[0]), "net")
+		cfg.NetFD = listenFD + len(l.inherited)
+		keep(os.NewFile(uintptr(fds[1]), "net-init"))
 	}
 	l.cfg = cfg
 
@@ -153,6 +168,33 @@ func (l *launch) start(undo *cleanups) error {
 	return nil
 }
 
+// attachNetwork makes the sandbox's TAP device in its network namespace
+// (or, unprivileged, receives it from init, which makes it) and hands it,
+// with a pidfd of init, to the network path; it returns the published
+// ports as bound.
+func (l *launch) attachNetwork(ctx context.Context, net sandbox.NetworkAttacher) ([]sandbox.PortMapping, error) {
+	var tap *os.File
+	var err error
+	if l.netSock != nil {
+		tap, err = receiveTAP(ctx, l.netSock)
+	} else {
+		tap, err = nettap.CreateIn(l.cmd.Process.Pid)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the sandbox's network interface: %w", err)
+	}
+	pidfd, err := unix.PidfdOpen(l.cmd.Process.Pid, 0)
+	if err != nil {
+		tap.Close()
+		return nil, fmt.Errorf("pidfd of the sandbox init: %w", err)
+	}
+	ports, err := net.AttachTAP(ctx, tap, os.NewFile(uintptr(pidfd), "pidfd"))
+	if err != nil {
+		return nil, fmt.Errorf("attaching the sandbox's network: %w", err)
+	}
+	return ports, nil
+}
+
 // configure sends init its configuration.
 func (l *launch) configure() error {
 	err := json.NewEncoder(l.cfgW).Encode(l.cfg)
@@ -169,7 +211,7 @@ func (l *launch) configure() error {
 func (l *launch) close() {
 	closeAll(l.inherited)
 	l.inherited = nil
-	for _, f := range []*os.File{l.cfgW, l.statusR} {
+	for _, f := range []*os.File{l.cfgW, l.statusR, l.netSock} {
 		if f != nil {
 			f.Close()
 		}

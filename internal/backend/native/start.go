@@ -13,7 +13,10 @@ import (
 	"time"
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
+	"golang.org/x/sys/unix"
+
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/nettap"
 	"github.com/agentkernel-go/agentkernel/internal/procfs"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 )
@@ -27,8 +30,8 @@ const agentReadyTimeout = 30 * time.Second
 // agent answers. Seeding a fresh upper directory overlaps with the init
 // stage's own start-up. On error everything acquired is released.
 func (b *Backend) Start(ctx context.Context, spec *sandbox.Spec) (_ *sandbox.Runtime, err error) {
-	if spec.Config.Network != sandbox.NetworkNone {
-		return nil, fmt.Errorf("network mode %q: %w by the native backend (loopback only)", spec.Config.Network, errdefs.ErrNotImplemented)
+	if spec.Config.Network == sandbox.NetworkNAT && spec.Network == nil {
+		return nil, fmt.Errorf("network mode nat without a network path: %w", errdefs.ErrInvalidArgument)
 	}
 	if err := b.Probe(ctx); err != nil {
 		return nil, err
@@ -51,6 +54,11 @@ func (b *Backend) Start(ctx context.Context, spec *sandbox.Spec) (_ *sandbox.Run
 	if fresh {
 		undo.add(func() { removeAll(filepath.Join(spec.Dir, overlayName)) })
 	}
+	if spec.Config.Network == sandbox.NetworkNAT {
+		if err := os.WriteFile(filepath.Join(spec.Dir, resolvConfName), []byte(nettap.ResolvConf()), 0o644); err != nil {
+			return nil, err
+		}
+	}
 	group, err := b.createCgroups(spec, ids, &undo)
 	if err != nil {
 		return nil, err
@@ -62,6 +70,28 @@ func (b *Backend) Start(ctx context.Context, spec *sandbox.Spec) (_ *sandbox.Run
 	defer l.close()
 	if err := l.start(&undo); err != nil {
 		return nil, err
+	}
+	type attached struct {
+		ports []sandbox.PortMapping
+		err   error
+	}
+	netDone := make(chan attached, 1)
+	if l.nat {
+		// Meanwhile init sets up the rest of the sandbox.
+		go func() {
+			ports, err := l.attachNetwork(ctx, spec.Network)
+			netDone <- attached{ports, err}
+		}()
+		defer func() {
+			if err != nil { // not waited for below: stop it, and wait
+				if l.netSock != nil {
+					unix.Shutdown(int(l.netSock.Fd()), unix.SHUT_RDWR)
+				}
+				<-netDone
+			}
+		}()
+	} else {
+		netDone <- attached{}
 	}
 	// While the init stage's runtime starts up:
 	if fresh {
@@ -78,6 +108,11 @@ func (b *Backend) Start(ctx context.Context, spec *sandbox.Spec) (_ *sandbox.Run
 	if err := waitAgent(ctx, spec, l.exited, l.logPath); err != nil {
 		return nil, err
 	}
+	nw := <-netDone
+	netDone <- nw // for the deferred wait, should a later step fail
+	if nw.err != nil {
+		return nil, nw.err
+	}
 	pid := l.cmd.Process.Pid
 	_, start, err := procfs.Stat(pid)
 	if err != nil {
@@ -89,7 +124,7 @@ func (b *Backend) Start(ctx context.Context, spec *sandbox.Spec) (_ *sandbox.Run
 	}
 	raw, _ := json.Marshal(ex)
 	b.log.Debug("native sandbox started", "name", spec.Name, "pid", pid, "host_uid", ids.UID, "limits", ex.Limits)
-	return &sandbox.Runtime{PID: pid, StartTime: start, Extra: raw}, nil
+	return &sandbox.Runtime{PID: pid, StartTime: start, Ports: nw.ports, Extra: raw}, nil
 }
 
 // waitAgent returns once the agent answers the version handshake.

@@ -41,12 +41,13 @@ func (s *Server) batchRun(w http.ResponseWriter, r *http.Request, _ params) {
 		fail(w, badRequest("%d commands: at most %d per batch", len(req.Commands), maxBatch), nil)
 		return
 	}
+	netErr := s.mgr.NetworkUnavailable()
 	outs := make([]*outputBuffer, len(req.Commands))
 	reqs := make([]runRequest, len(req.Commands))
 	for i, c := range req.Commands {
 		outs[i] = &outputBuffer{}
 		reqs[i] = runRequest{Command: c.Command}
-		if _, err := reqs[i].toService(nil, nil); err != nil {
+		if _, err := reqs[i].toService(netErr, nil, nil); err != nil {
 			fail(w, badRequest("commands[%d]: command is required", i), nil)
 			return
 		}
@@ -58,7 +59,7 @@ func (s *Server) batchRun(w http.ResponseWriter, r *http.Request, _ params) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			sreq, _ := reqs[i].toService(outs[i], outs[i])
+			sreq, _ := reqs[i].toService(netErr, outs[i], outs[i])
 			_, st, err := s.mgr.Run(r.Context(), sreq)
 			if err != nil {
 				msg := err.Error()

@@ -63,7 +63,7 @@ func BenchmarkExecTrue(b *testing.B) {
 // sandbox.
 func benchServer(b *testing.B) string {
 	b.Helper()
-	env := map[string]string{"AGENTKERNEL_AGENT": testutil.BuildBinary(b, "agentkernel-agent"), "AGENTKERNEL_POOL": "0"}
+	env := map[string]string{"AGENTKERNEL_AGENT": testutil.BuildBinary(b, "agentkernel-agent"), "AGENTKERNEL_POOL": "0", "AGENTKERNEL_SERVER": "/nonexistent/agentkernel-server"}
 	mgr, agentErr, err := setup.Manager(context.Background(), setup.Config{Fetcher: ingest.New,
 		Root: b.TempDir(), Getenv: func(k string) string { return env[k] },
 	})

@@ -46,9 +46,10 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 // resolveConfig turns a request's profile, image and sizes into a sandbox
-// configuration (the profile's defaults where they are left out).
-func resolveConfig(profile, image string, vcpus, memoryMB *int) (sandbox.Config, error) {
-	cfg, _, err := sandbox.Resolve(sandbox.Options{Profile: profile, Image: image, VCPUs: vcpus, MemoryMB: memoryMB})
+// configuration (the profile's defaults where they are left out); netErr
+// says why sandboxes cannot have network access here, if they cannot.
+func resolveConfig(netErr error, profile, image string, vcpus, memoryMB *int) (sandbox.Config, error) {
+	cfg, _, err := sandbox.Resolve(sandbox.Options{Profile: profile, Image: image, VCPUs: vcpus, MemoryMB: memoryMB, NetworkUnavailable: netErr})
 	if err != nil {
 		return cfg, err
 	}

@@ -54,7 +54,9 @@ func newAPIEnv(t *testing.T, extra map[string]string, edit ...func(*httpapi.Opti
 	testutil.RequireRoot(t)
 	agent := testutil.BuildBinary(t, "agentkernel-agent")
 	root := t.TempDir()
-	env := map[string]string{"AGENTKERNEL_AGENT": agent, "AGENTKERNEL_POOL": "0"}
+	// No network path: these tests are about the API (the network path
+	// has tests of its own), and no daemon may outlive them.
+	env := map[string]string{"AGENTKERNEL_AGENT": agent, "AGENTKERNEL_POOL": "0", "AGENTKERNEL_SERVER": "/nonexistent/agentkernel-server"}
 	maps.Copy(env, extra)
 	mgr, agentErr, err := setup.Manager(context.Background(), setup.Config{Fetcher: ingest.New,
 		Root: root, Getenv: func(k string) string { return env[k] },

@@ -41,11 +41,11 @@ func exitError(st agentv1.ExitStatus) error {
 }
 
 // runRequest turns a body into the manager's request.
-func (req *runRequest) toService(stdout, stderr io.Writer) (service.RunRequest, error) {
+func (req *runRequest) toService(netErr error, stdout, stderr io.Writer) (service.RunRequest, error) {
 	if len(req.Command) == 0 || req.Command[0] == "" {
 		return service.RunRequest{}, badRequest("command is required")
 	}
-	cfg, err := resolveConfig(req.Profile, req.Image, nil, nil)
+	cfg, err := resolveConfig(netErr, req.Profile, req.Image, nil, nil)
 	if err != nil {
 		return service.RunRequest{}, err
 	}
@@ -63,7 +63,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, _ params) {
 		return
 	}
 	var out outputBuffer
-	sreq, err := req.toService(&out, &out)
+	sreq, err := req.toService(s.mgr.NetworkUnavailable(), &out, &out)
 	if err != nil {
 		fail(w, err, nil)
 		return
@@ -92,7 +92,7 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, _ params) {
 		return
 	}
 	ev := newEventStream(w)
-	sreq, err := req.toService(ev.output("stdout"), ev.output("stderr"))
+	sreq, err := req.toService(s.mgr.NetworkUnavailable(), ev.output("stdout"), ev.output("stderr"))
 	if err != nil {
 		fail(w, err, nil)
 		return

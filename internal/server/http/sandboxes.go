@@ -88,7 +88,7 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request, _ params)
 			return
 		}
 	}
-	cfg, err := resolveConfig(req.Profile, req.Image, req.VCPUs, req.MemoryMB)
+	cfg, err := resolveConfig(s.mgr.NetworkUnavailable(), req.Profile, req.Image, req.VCPUs, req.MemoryMB)
 	if err != nil {
 		fail(w, err, nil)
 		return

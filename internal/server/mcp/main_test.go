@@ -33,6 +33,7 @@ func newManager(t *testing.T) (*service.Manager, mcpserver.Options) {
 	env := map[string]string{"AGENTKERNEL_POOL": "0"}
 	if os.Geteuid() == 0 {
 		env["AGENTKERNEL_AGENT"] = testutil.BuildBinary(t, "agentkernel-agent")
+		env["AGENTKERNEL_SERVER"] = "/nonexistent/agentkernel-server" // no network path, no daemon
 	}
 	before := testutil.Snapshot()
 	t.Cleanup(func() { testutil.CheckNoLeaks(t, before) })
@@ -229,7 +230,7 @@ func TestErrorResults(t *testing.T) {
 	fails(t, cs, "sandbox_remove", map[string]any{"name": "../etc"}, "not allowed")
 	fails(t, cs, "sandbox_create", map[string]any{"name": "bad name"}, "not allowed")
 	fails(t, cs, "sandbox_create", map[string]any{"name": "x", "source_url": "https://example.com/r.git"}, "not yet supported")
-	fails(t, cs, "sandbox_create", map[string]any{"name": "x", "ports": []string{"8080:80"}}, "not yet supported")
+	fails(t, cs, "sandbox_create", map[string]any{"name": "x", "ports": []string{"8080:80"}}, "network access")
 	fails(t, cs, "sandbox_run", map[string]any{"command": []string{}}, "command")
 	fails(t, cs, "sandbox_run", map[string]any{"image": "host"}, "command")
 	fails(t, cs, "sandbox_run", map[string]any{"command": "echo"}, "command")

@@ -131,6 +131,7 @@ func (t *tools) config(o sandbox.Options, ports []string) (sandbox.Config, []str
 		o.Ports = append(o.Ports, pm)
 	}
 	o.Cwd, o.Home, o.HostEnv = t.opts.Cwd, t.opts.Home, t.opts.HostEnv
+	o.NetworkUnavailable = t.mgr.NetworkUnavailable()
 	cfg, warnings, err := sandbox.Resolve(o)
 	for _, w := range warnings {
 		t.log.Warn(w)
