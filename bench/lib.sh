@@ -25,8 +25,8 @@ chmod 755 "$BENCH_TMP"
 if [ -n "${AGENTKERNEL:-}" ]; then
 	AK=$AGENTKERNEL
 else
-	echo "building agentkernel and agentkernel-agent (CGO_ENABLED=0)..." >&2
-	CGO_ENABLED=0 go build -trimpath -o "$BENCH_TMP/" ./cmd/agentkernel ./cmd/agentkernel-agent
+	echo "building agentkernel, agentkernel-agent and agentkernel-server (CGO_ENABLED=0)..." >&2
+	CGO_ENABLED=0 go build -trimpath -o "$BENCH_TMP/" ./cmd/agentkernel ./cmd/agentkernel-agent ./cmd/agentkernel-server
 	AK=$BENCH_TMP/agentkernel
 fi
 export AGENTKERNEL_ROOT=$BENCH_TMP/root
@@ -34,6 +34,7 @@ export AGENTKERNEL_ROOT=$BENCH_TMP/root
 bench_cleanup() {
 	"$AK" pool drain >/dev/null 2>&1 || true # waits for a maintainer at work
 	"$AK" remove --all --force >/dev/null 2>&1 || true
+	"$AK" daemon stop >/dev/null 2>&1 || true # the network daemon
 	rm -rf "$BENCH_TMP"
 }
 trap bench_cleanup EXIT

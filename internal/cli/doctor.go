@@ -25,6 +25,19 @@ type doctorReport struct {
 	Agent      string          `json:"agent,omitempty"`
 	AgentError string          `json:"agent_error,omitempty"`
 	Backends   []doctorBackend `json:"backends"`
+	// Network is the sandbox network path: usable, or why not.
+	Network doctorNetwork `json:"network"`
+}
+
+// doctorNetwork is the network path's part of `doctor --json`.
+type doctorNetwork struct {
+	Mechanism string `json:"mechanism"`
+	Usable    bool   `json:"usable"`
+	Reason    string `json:"reason,omitempty"`
+	// Daemon tells whether the network daemon runs now (it starts when
+	// a sandbox needs it), and Sandboxes how many it serves.
+	Daemon    bool `json:"daemon_running"`
+	Sandboxes int  `json:"networked_sandboxes"`
 }
 
 func (a *app) newDoctorCmd() *cobra.Command {
@@ -54,6 +67,13 @@ locates the agent binary. It exits 0 when at least one backend is usable.`,
 					b.Reason = c.Err.Error()
 				}
 				rep.Backends = append(rep.Backends, b)
+			}
+			rep.Network = doctorNetwork{Mechanism: "userspace TCP/IP stack (gVisor netstack) on a TAP device, in agentkernel-server net", Usable: true}
+			if err := setup.NetworkUnavailable(a.getenv); err != nil {
+				rep.Network.Usable, rep.Network.Reason = false, err.Error()
+			}
+			if st, err := mgr.Daemons(cmd.Context()); err == nil {
+				rep.Network.Daemon, rep.Network.Sandboxes = st.Network, len(st.Networked)
 			}
 			if asJSON {
 				if err := writeJSON(a.stdout, rep); err != nil {
@@ -97,6 +117,16 @@ func writeDoctor(a *app, rep doctorReport) {
 		chosen = "none (no backend is usable)"
 	}
 	fmt.Fprintf(a.stdout, "auto-detection picks:  %s\n", chosen)
+	if rep.Network.Usable {
+		fmt.Fprintf(a.stdout, "sandbox network:       usable: %s\n", rep.Network.Mechanism)
+	} else {
+		fmt.Fprintf(a.stdout, "sandbox network:       NOT USABLE (sandboxes get loopback only): %s\n", oneLine(rep.Network.Reason))
+	}
+	daemon := "not running (starts with the first sandbox with network on)"
+	if rep.Network.Daemon {
+		daemon = fmt.Sprintf("running, serving %d sandboxes", rep.Network.Sandboxes)
+	}
+	fmt.Fprintf(a.stdout, "network daemon:        %s\n", daemon)
 }
 
 // isolationName names an isolation rank for people.

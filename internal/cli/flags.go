@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentkernel-go/agentkernel/internal/detect"
+
 	"github.com/agentkernel-go/agentkernel/internal/setup"
 
 	"github.com/agentkernel-go/agentkernel/internal/netpolicy"
@@ -166,7 +168,16 @@ func (f *sandboxFlags) options(fs *pflag.FlagSet, a *app) (sandbox.Options, erro
 		}
 		o.Ports = append(o.Ports, pm)
 	}
-	o.Egress, o.NetworkPreset = f.egress.rules(), f.preset
+	// The project's agentkernel.toml rules come first; flags add to them.
+	proj, err := detect.LoadConfig(cwd)
+	if err != nil {
+		return o, err
+	}
+	fileRules, filePreset := proj.Egress()
+	o.Egress, o.NetworkPreset = fileRules.Merge(f.egress.rules()), f.preset
+	if o.NetworkPreset == "" {
+		o.NetworkPreset = filePreset
+	}
 	for _, h := range f.addHosts {
 		name, addr, ok := strings.Cut(h, ":")
 		ip, err := netip.ParseAddr(addr)

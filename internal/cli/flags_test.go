@@ -278,3 +278,36 @@ func TestParseSignal(t *testing.T) {
 		}
 	}
 }
+
+func TestFlagsEgressFromProjectConfig(t *testing.T) {
+	testutil.RequireLinux(t)
+	if _, err := os.Stat("/dev/net/tun"); err != nil || os.Geteuid() != 0 {
+		t.Skip("needs /dev/net/tun and root for a network path")
+	}
+	dir := t.TempDir()
+	t.Chdir(dir)
+	os.WriteFile("agentkernel.toml", []byte(`
+[sandbox]
+name = "x"
+[security.domains]
+allow = ["*.pypi.org"]
+block = ["evil.test"]
+allowlist_only = true
+[network]
+allow_cidrs = ["10.5.0.0/16"]
+vsock_cid = 3 # the Rust agentkernel's; ignored
+`), 0o644)
+	cfg, _, err := resolveFlags(t, map[string]string{"AGENTKERNEL_SERVER": "/bin/true"}, "--allow-domain", "api.github.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.Egress
+	if cfg.Network != sandbox.NetworkNAT || !e.AllowlistOnly || !slices.Equal(e.AllowDomains, []string{"*.pypi.org", "api.github.com"}) ||
+		!slices.Equal(e.DenyDomains, []string{"evil.test"}) || !slices.Equal(e.AllowCIDRs, []string{"10.5.0.0/16"}) {
+		t.Errorf("rules from agentkernel.toml and flags: %+v", e)
+	}
+	os.WriteFile("agentkernel.toml", []byte("[security.domains]\nallow = [\"not a domain\"]\n"), 0o644)
+	if _, _, err := resolveFlags(t, nil); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("a bad rule in agentkernel.toml: %v", err)
+	}
+}

@@ -193,7 +193,7 @@ func TestDoctorJSONShape(t *testing.T) {
 	rep := doctorReport{Chosen: sandbox.Native, Agent: "/usr/local/bin/agentkernel-agent", Backends: []doctorBackend{
 		{Backend: sandbox.Native, Isolation: isolationName(sandbox.IsolationNative), Built: true, Usable: true},
 		{Backend: sandbox.Docker, Isolation: "-", Reason: "not yet supported in this build"},
-	}}
+	}, Network: doctorNetwork{Mechanism: "netstack", Reason: "no /dev/net/tun"}}
 	var buf bytes.Buffer
 	writeJSON(&buf, rep)
 	var got struct {
@@ -213,7 +213,8 @@ func TestDoctorJSONShape(t *testing.T) {
 	buf.Reset()
 	a := newApp(nil, &buf, &bytes.Buffer{})
 	writeDoctor(a, rep)
-	for _, want := range []string{"native", "namespaces", "usable", "docker", "not usable: not yet supported", "auto-detection picks:  native"} {
+	for _, want := range []string{"native", "namespaces", "usable", "docker", "not usable: not yet supported", "auto-detection picks:  native",
+		"sandbox network:       NOT USABLE (sandboxes get loopback only): no /dev/net/tun", "network daemon:        not running"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("doctor lacks %q:\n%s", want, buf.String())
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/netpolicy"
 )
 
 // ConfigFile is the name of the project configuration file, as in the Rust
@@ -24,11 +25,49 @@ const ConfigFile = "agentkernel.toml"
 // or Procfile larger than this is a mistake or an attack, not a config.
 const maxConfigSize = 1 << 20
 
-// Config is the part of agentkernel.toml that chooses an image. Every other
-// table and key of the file ([agent], [resources], [security], [build], ...)
-// is ignored here, so a file written for the Rust agentkernel parses.
+// Config is the part of agentkernel.toml this project reads: [sandbox] to
+// choose an image, [security.domains] and [network] for egress rules.
+// Every other table and key ([agent], [resources], [build], ...) is
+// ignored, so a file written for the Rust agentkernel parses.
 type Config struct {
-	Sandbox SandboxConfig `toml:"sandbox"`
+	Sandbox  SandboxConfig  `toml:"sandbox"`
+	Security SecurityConfig `toml:"security"`
+	Network  NetworkConfig  `toml:"network"`
+}
+
+// SecurityConfig is the part of [security] read here.
+type SecurityConfig struct {
+	Domains DomainsConfig `toml:"domains"`
+}
+
+// DomainsConfig is [security.domains], with the Rust agentkernel's keys.
+type DomainsConfig struct {
+	Allow         []string `toml:"allow"`
+	Block         []string `toml:"block"`
+	AllowlistOnly bool     `toml:"allowlist_only"`
+}
+
+// NetworkConfig is [network]: the egress rules that are not about domains,
+// and an agent preset.
+type NetworkConfig struct {
+	AllowCIDRs []string `toml:"allow_cidrs"`
+	DenyCIDRs  []string `toml:"deny_cidrs"`
+	AllowPorts []string `toml:"allow_ports"`
+	DenyPorts  []string `toml:"deny_ports"`
+	// Preset is an agent preset: claude, codex, gemini.
+	Preset string `toml:"preset"`
+}
+
+// Egress returns the file's egress rules and preset (nil config: none).
+func (c *Config) Egress() (netpolicy.Rules, string) {
+	if c == nil {
+		return netpolicy.Rules{}, ""
+	}
+	d, n := c.Security.Domains, c.Network
+	return netpolicy.Rules{
+		AllowDomains: d.Allow, DenyDomains: d.Block, AllowlistOnly: d.AllowlistOnly,
+		AllowCIDRs: n.AllowCIDRs, DenyCIDRs: n.DenyCIDRs, AllowPorts: n.AllowPorts, DenyPorts: n.DenyPorts,
+	}, n.Preset
 }
 
 // SandboxConfig is agentkernel.toml's [sandbox] table. The key names are the
@@ -89,6 +128,15 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	rules, preset := cfg.Egress()
+	if _, err := netpolicy.Compile(rules); err != nil {
+		return nil, err
+	}
+	if preset != "" {
+		if _, err := netpolicy.Preset(preset); err != nil {
+			return nil, fmt.Errorf("network.preset: %w", err)
+		}
 	}
 	return &cfg, nil
 }

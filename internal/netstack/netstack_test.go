@@ -24,7 +24,7 @@ import (
 )
 
 // dial connects from inside the sandbox.
-func (w *world) dial(t *testing.T, network string, addr netip.AddrPort) (net.Conn, error) {
+func (w *world) dial(t testing.TB, network string, addr netip.AddrPort) (net.Conn, error) {
 	var c net.Conn
 	var err error
 	inNS(t, w.guest, func() { c, err = (&net.Dialer{Timeout: 3 * time.Second}).Dial(network, addr.String()) })

@@ -108,12 +108,33 @@ func (s *Stack) relayTCP(guest *gonet.TCPConn, ep tcpip.Endpoint, up *net.TCPCon
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		io.Copy(up, br) //nolint:errcheck // either side ending ends this direction
+		pump(up, br) // either side ending ends this direction
 		up.CloseWrite()
 	}()
-	io.Copy(guest, up) //nolint:errcheck
+	pump(guest, up)
 	guest.CloseWrite()
 	<-done
+}
+
+// relayBuffer is the most one read moves: large, because the stack pays
+// per write, and a window's worth is what the host socket has ready.
+const relayBuffer = 1 << 20
+
+// pump copies src to dst in large reads (io.Copy would hand a net.TCPConn
+// source its own 32 KiB loop), until either fails or src ends.
+func pump(dst io.Writer, src io.Reader) {
+	buf := make([]byte, relayBuffer)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // serveDNSStream answers DNS over TCP (2-byte length-prefixed messages).

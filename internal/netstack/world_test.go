@@ -35,7 +35,7 @@ type world struct {
 
 func inNS(t testing.TB, ns netns.NsHandle, fn func()) { testutil.InNetNS(t, ns, fn) }
 
-func newWorld(t *testing.T, rules netpolicy.Rules) *world {
+func newWorld(t testing.TB, rules netpolicy.Rules) *world {
 	before := testutil.Snapshot()
 	t.Cleanup(func() { testutil.CheckNoLeaks(t, before) })
 	up := testutil.NewUpstream(t, "allowed.test", "other.test", "denied.test")

@@ -34,8 +34,9 @@ type Upstream struct {
 	// Host is the host's end of the veth: an address of the host.
 	Host netip.Addr
 	// A and B are the servers' two addresses. Each serves HTTP on :80 and
-	// HTTPS on :443 (answering "hello <Host header>"), and A a UDP echo on
-	// :7 ("echo <datagram>").
+	// HTTPS on :443 (answering "hello <Host header>"); A also a UDP echo on
+	// :7 ("echo <datagram>") and, on TCP :19, zeros until the client
+	// closes (a bulk source for throughput).
 	A, B netip.Addr
 	// CA trusts the HTTPS servers' certificate, which names Names.
 	CA    *x509.CertPool
@@ -43,7 +44,7 @@ type Upstream struct {
 }
 
 // NewUpstream starts the servers; the test's cleanup removes everything.
-func NewUpstream(t *testing.T, names ...string) *Upstream {
+func NewUpstream(t testing.TB, names ...string) *Upstream {
 	t.Helper()
 	RequireLinux(t)
 	RequireRoot(t)
@@ -91,7 +92,7 @@ func NewUpstream(t *testing.T, names ...string) *Upstream {
 	return u
 }
 
-func addAddr(t *testing.T, h *netlink.Handle, l netlink.Link, a netip.Addr) {
+func addAddr(t testing.TB, h *netlink.Handle, l netlink.Link, a netip.Addr) {
 	t.Helper()
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(24, 32)}}
 	add := netlink.AddrAdd
@@ -103,7 +104,7 @@ func addAddr(t *testing.T, h *netlink.Handle, l netlink.Link, a netip.Addr) {
 	}
 }
 
-func (u *Upstream) serve(t *testing.T, ns netns.NsHandle) {
+func (u *Upstream) serve(t testing.TB, ns netns.NsHandle) {
 	cert, pool := testCert(t, u.Names...)
 	u.CA = pool
 	handler := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
@@ -127,7 +128,14 @@ func (u *Upstream) serve(t *testing.T, ns netns.NsHandle) {
 				lns = append(lns, ln)
 			}
 		}
-		udp, err = net.ListenPacket("udp", netip.AddrPortFrom(u.A, 7).String())
+		if udp, err = net.ListenPacket("udp", netip.AddrPortFrom(u.A, 7).String()); err != nil {
+			return
+		}
+		var bulk net.Listener
+		if bulk, err = net.Listen("tcp", netip.AddrPortFrom(u.A, 19).String()); err == nil {
+			t.Cleanup(func() { bulk.Close() })
+			go serveZeros(bulk)
+		}
 	})
 	if err != nil {
 		t.Fatalf("upstream: %v", err)
@@ -150,6 +158,24 @@ func (u *Upstream) serve(t *testing.T, ns netns.NsHandle) {
 		}
 	}()
 	t.Cleanup(func() { udp.Close() })
+}
+
+func serveZeros(ln net.Listener) {
+	zeros := make([]byte, 1<<20)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			for {
+				if _, err := c.Write(zeros); err != nil {
+					return
+				}
+			}
+		}()
+	}
 }
 
 // InNetNS runs fn on an OS thread in ns. The thread is never given back
@@ -189,7 +215,7 @@ func NewNetNS(t testing.TB) netns.NsHandle {
 	return h
 }
 
-func testCert(t *testing.T, names ...string) (tls.Certificate, *x509.CertPool) {
+func testCert(t testing.TB, names ...string) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

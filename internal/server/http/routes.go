@@ -24,6 +24,9 @@ func (s *Server) routes() {
 	rt.handle(http.MethodPost, "/sandboxes/{name}/exec", s.exec)
 	rt.handle(http.MethodPost, "/sandboxes/{name}/extend", s.extendTTL)
 	rt.handle(http.MethodGet, "/sandboxes/{name}/logs", s.sandboxLogs)
+	rt.handle(http.MethodGet, "/sandboxes/{name}/network", s.getNetwork)
+	rt.handle(http.MethodPut, "/sandboxes/{name}/network", s.setNetwork)
+	rt.handle(http.MethodPost, "/sandboxes/{name}/network", s.setNetwork)
 	rt.handle(http.MethodGet, "/sandboxes/{name}/attach", s.attachWS) // WebSocket, see ws.go
 	rt.handle(http.MethodGet, "/sandboxes/{name}/exec/ws", s.execWS)  // WebSocket, see ws.go
 
