@@ -4,6 +4,8 @@
 #
 #   agentkernel run -- true           ephemeral sandbox (warm pool on, the default)
 #   agentkernel run -- true, no pool  AGENTKERNEL_POOL=0: create, start, exec, remove
+#   ... and with --no-network         the same without the network path: the
+#                                     difference is what network on costs a start
 #   agentkernel exec NAME -- true     new CLI process, sandbox already running
 #   bwrap --unshare-all ... true      bubblewrap, all namespaces
 #   unshare -Urmpf --mount-proc true  util-linux unshare
@@ -44,6 +46,7 @@ $unshare_cmd
 hyperfine -N --style basic --warmup "$warmup" --runs "$runs" --prepare "sleep $pause" \
 	-n "agentkernel run" "$AK run -- true" \
 	-n "agentkernel run, no pool" "env AGENTKERNEL_POOL=0 $AK run -- true" \
+	-n "agentkernel run, no pool, no network" "env AGENTKERNEL_POOL=0 $AK run --no-network -- true" \
 	-n "agentkernel exec" "$AK exec $name -- true" \
 	-n "bwrap" "$bwrap_cmd" \
 	-n "unshare" "$unshare_cmd" \
@@ -56,13 +59,14 @@ echo
 echo "medians (ms), $runs runs each, same run, ${pause}s pause before each:"
 jq -r '.results[] | [.command, (.median * 1000)] | @tsv' "$out/compare.json" |
 	awk -F'\t' '
-		{ name[NR] = $1; med[$1] = $2; printf "  %-26s %8.2f\n", $1, $2 }
+		{ name[NR] = $1; med[$1] = $2; printf "  %-38s %8.2f\n", $1, $2 }
 		END {
 			printf "\nratios:\n"
 			printf "  agentkernel run / bwrap            %6.2fx  (target <= 1.5x)\n", med["agentkernel run"] / med["bwrap"]
 			printf "  agentkernel run, no pool / bwrap   %6.2fx\n", med["agentkernel run, no pool"] / med["bwrap"]
 			printf "  agentkernel run / fork+exec        %6.2fx\n", med["agentkernel run"] / med["true (fork+exec)"]
 			printf "  agentkernel exec median            %6.2f ms (target <= 10 ms)\n", med["agentkernel exec"]
+			printf "  network on costs a start           %6.2f ms (target <= 10 ms)\n", med["agentkernel run, no pool"] - med["agentkernel run, no pool, no network"]
 		}'
 echo
 echo "results: $out/compare.json, $out/compare.md"

@@ -4,6 +4,7 @@ package netstack
 
 import (
 	"io"
+	"net"
 	"net/netip"
 	"testing"
 
@@ -28,4 +29,22 @@ func BenchmarkDownload(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkConnect opens and closes a TCP connection through the stack to
+// an upstream server: the latency a new connection adds.
+func BenchmarkConnect(b *testing.B) {
+	w := newWorld(b, netpolicy.Rules{})
+	addr := netip.AddrPortFrom(upAllowed, 80).String()
+	// One thread in the sandbox's namespace makes every connection.
+	inNS(b, w.guest, func() {
+		for b.Loop() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			c.Close()
+		}
+	})
 }

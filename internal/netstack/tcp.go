@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -88,7 +89,7 @@ func (s *Stack) relayTCP(guest *gonet.TCPConn, ep tcpip.Endpoint, up *net.TCPCon
 	defer guest.Close()
 	stop := context.AfterFunc(s.ctx, func() { ep.Abort(); up.Close() })
 	defer stop()
-	br := bufio.NewReaderSize(guest, 64<<10)
+	br := bufio.NewReaderSize(guest, 2*maxSniff)
 	var seen []byte
 	if !slices.Contains(serverFirst, dst.Port()) {
 		var name string
@@ -118,12 +119,17 @@ func (s *Stack) relayTCP(guest *gonet.TCPConn, ep tcpip.Endpoint, up *net.TCPCon
 
 // relayBuffer is the most one read moves: large, because the stack pays
 // per write, and a window's worth is what the host socket has ready.
-const relayBuffer = 1 << 20
+// Buffers are pooled: a connection's life may be a few packets.
+const relayBuffer = 256 << 10
+
+var relayBuffers = sync.Pool{New: func() any { b := make([]byte, relayBuffer); return &b }}
 
 // pump copies src to dst in large reads (io.Copy would hand a net.TCPConn
 // source its own 32 KiB loop), until either fails or src ends.
 func pump(dst io.Writer, src io.Reader) {
-	buf := make([]byte, relayBuffer)
+	bp := relayBuffers.Get().(*[]byte)
+	defer relayBuffers.Put(bp)
+	buf := *bp
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
