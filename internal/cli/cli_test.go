@@ -182,3 +182,31 @@ func TestSuggestionLine(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+func TestCommandOf(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--", "true"}, "run"},
+		{[]string{"--root", "/x", "exec", "dev", "--", "ls"}, "exec"},
+		{[]string{"--root=/x", "--log-level", "debug", "run"}, "run"},
+		{[]string{"--help", "run"}, ""},
+		{[]string{}, ""},
+		{[]string{"--root"}, ""},
+		{[]string{"sandbox", "run"}, "sandbox"},
+	} {
+		if got := commandOf(c.args); got != c.want {
+			t.Errorf("commandOf(%q) = %q, want %q", c.args, got, c.want)
+		}
+	}
+	// run's help and errors are the same built alone.
+	r := runCLI(t, nil, nil, "run", "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "agentkernel run [flags]") || !strings.Contains(r.stdout, "--root") {
+		t.Errorf("run --help: %d %q", r.code, r.stdout)
+	}
+	r = runCLI(t, nil, nil, "exec", "--bogus")
+	if r.code != 2 || !strings.Contains(r.stderr, "unknown flag: --bogus") {
+		t.Errorf("exec --bogus: %d %q", r.code, r.stderr)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -53,7 +54,7 @@ func (a *app) main(ctx context.Context, args []string) int {
 	if args == nil {
 		args = []string{} // cobra reads os.Args for nil
 	}
-	cmd := a.newRootCmd()
+	cmd := a.newRootCmd(args)
 	cmd.SetArgs(args)
 	cmd.SetIn(a.stdin)
 	cmd.SetOut(a.stdout)
@@ -65,7 +66,26 @@ func (a *app) main(ctx context.Context, args []string) int {
 	return a.exit(err)
 }
 
-func (a *app) newRootCmd() *cobra.Command {
+// commandOf returns the command name in args: the first argument after
+// the global flags, "" if there is none.
+func commandOf(args []string) string {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--root" || a == "--log-level":
+			i++ // its value
+		case strings.HasPrefix(a, "--root=") || strings.HasPrefix(a, "--log-level="):
+		case strings.HasPrefix(a, "-"):
+			return "" // help, version, or a usage error: the whole tree answers
+		default:
+			return a
+		}
+	}
+	return ""
+}
+
+// newRootCmd builds the command tree for args: the whole tree, or only
+// the hot command args name.
+func (a *app) newRootCmd(args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "agentkernel",
 		Short: "Run AI coding agents' code in sandboxes",
@@ -98,6 +118,17 @@ they cannot escape: Linux namespaces natively, microVMs where the host allows.
 			c.GroupID = group
 			root.AddCommand(c)
 		}
+	}
+	// run and exec are built alone when they are the command asked for:
+	// building the whole tree (every command's flags, ≈0.3 ms) costs
+	// more than they can afford (see BENCHMARKS.md, Startup).
+	switch commandOf(args) {
+	case "run":
+		add("run", a.newRunCmd())
+		return root
+	case "exec":
+		add("run", a.newExecCmd())
+		return root
 	}
 	add("run", a.newRunCmd(), a.newExecCmd(), a.newAttachCmd(),
 		a.newPsCmd(), a.newLogsCmd(), a.newKillCmd())
