@@ -235,7 +235,7 @@ func TestErrorResults(t *testing.T) {
 	fails(t, cs, "sandbox_run", map[string]any{"image": "host"}, "command")
 	fails(t, cs, "sandbox_run", map[string]any{"command": "echo"}, "command")
 	fails(t, cs, "sandbox_run", map[string]any{"command": []string{"true"}, "profile": "reckless"}, "profile")
-	fails(t, cs, "sandbox_run", map[string]any{"command": []string{"true"}, "compatibility_mode": "claude"}, "not yet supported")
+	fails(t, cs, "sandbox_run", map[string]any{"command": []string{"true"}, "compatibility_mode": "claude"}, "network access") // no network path in these tests
 	fails(t, cs, "sandbox_run", map[string]any{"command": []string{"true"}, "env": map[string]string{"": "x"}}, "environment")
 	fails(t, cs, "sandbox_write_files", map[string]any{"name": "nope", "files": map[string]string{}}, "files")
 	fails(t, cs, "sandbox_write_files", map[string]any{"name": "nope", "files": map[string]string{"../x": "1"}}, "path")

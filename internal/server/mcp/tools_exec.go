@@ -26,8 +26,8 @@ type runInput struct {
 	Env               map[string]string `json:"env,omitempty" jsonschema:"Environment variables to set"`
 	TimeoutMS         int64             `json:"timeout_ms,omitempty" jsonschema:"Kill the command after this many milliseconds (default: 30000; 0: no limit)"`
 	Profile           string            `json:"profile,omitempty" jsonschema:"Security profile (default: moderate)"`
-	Network           *bool             `json:"network,omitempty" jsonschema:"Network access (default: what the profile says; sandboxes have loopback only for now)"`
-	CompatibilityMode string            `json:"compatibility_mode,omitempty" jsonschema:"Agent compatibility mode; only native is supported yet"`
+	Network           *bool             `json:"network,omitempty" jsonschema:"Network access under the sandbox's egress policy (default: what the profile says)"`
+	CompatibilityMode string            `json:"compatibility_mode,omitempty" jsonschema:"Agent compatibility mode: claude, codex or gemini allow only that agent's API hosts, package registries and GitHub; native (the default) adds no egress rules"`
 	Ports             []string          `json:"ports,omitempty" jsonschema:"Port mappings (e.g. [\"8080:80\"]); not yet supported"`
 }
 
@@ -71,14 +71,15 @@ func (t *tools) addExecTools(s *mcp.Server) {
 
 func (t *tools) run(ctx context.Context, in runInput) (string, execOutput, error) {
 	var none execOutput
-	if in.CompatibilityMode != "" && in.CompatibilityMode != "native" {
-		return "", none, fmt.Errorf("compatibility mode %s is %w (use native)", in.CompatibilityMode, errdefs.ErrNotImplemented)
+	o := sandbox.Options{Profile: in.Profile, Image: in.Image, Network: in.Network}
+	if in.CompatibilityMode != "native" {
+		o.NetworkPreset = in.CompatibilityMode // agentkernel's modes' egress rules
 	}
 	env, err := envList(in.Env)
 	if err != nil {
 		return "", none, err
 	}
-	cfg, _, err := t.config(sandbox.Options{Profile: in.Profile, Image: in.Image, Network: in.Network}, in.Ports)
+	cfg, _, err := t.config(o, in.Ports)
 	if err != nil {
 		return "", none, err
 	}

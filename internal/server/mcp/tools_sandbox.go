@@ -41,7 +41,7 @@ type createInput struct {
 	Name      string   `json:"name,omitempty" jsonschema:"Name for the sandbox (letters, digits, - and _); default: a generated one"`
 	Image     string   `json:"image,omitempty" jsonschema:"OCI image to use, pulled if needed (default: host, a read-only view of the host's userland that needs no download)"`
 	Profile   string   `json:"profile,omitempty" jsonschema:"Security profile (default: moderate)"`
-	Network   *bool    `json:"network,omitempty" jsonschema:"Network access (default: what the profile says; sandboxes have loopback only for now)"`
+	Network   *bool    `json:"network,omitempty" jsonschema:"Network access under the sandbox's egress policy (default: what the profile says)"`
 	MemoryMB  *int     `json:"memory_mb,omitempty" jsonschema:"Memory limit in MB (default: the profile's)"`
 	VCPUs     *int     `json:"vcpus,omitempty" jsonschema:"Number of virtual CPUs (default: 1)"`
 	Env       []string `json:"env,omitempty" jsonschema:"Environment variables for every command, as KEY=VALUE pairs"`
