@@ -324,3 +324,19 @@ func TestPublishedPorts(t *testing.T) {
 	}
 	again.Close()
 }
+
+func TestIPv6(t *testing.T) {
+	w := newWorld(t, netpolicy.Rules{})
+	rcode, addrs, err := w.lookup(t, nettap.DNS6, "six.test", dnsmessage.TypeAAAA)
+	if err != nil || rcode != dnsmessage.RCodeSuccess || len(addrs) != 1 || addrs[0] != upAllowed6 {
+		t.Fatalf("AAAA over IPv6: %v %v %v", rcode, addrs, err)
+	}
+	if body, err := w.get(t, "http", "six.test", upAllowed6); err != nil || body != "hello six.test" {
+		t.Errorf("HTTP over IPv6: %q, %v", body, err)
+	}
+	// The host's IPv6 address is as unreachable as its IPv4 ones.
+	if c, err := w.dial(t, "tcp", netip.AddrPortFrom(upHost6, 80)); err == nil {
+		c.Close()
+		t.Error("the host's IPv6 address was reachable")
+	}
+}

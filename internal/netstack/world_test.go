@@ -23,6 +23,8 @@ var (
 	upHost    netip.Addr // the host's end of the upstream veth
 	upAllowed netip.Addr // allowed.test, other.test
 	upDenied  netip.Addr // denied.test
+
+	upHost6, upAllowed6 netip.Addr
 )
 
 type world struct {
@@ -40,6 +42,7 @@ func newWorld(t testing.TB, rules netpolicy.Rules) *world {
 	t.Cleanup(func() { testutil.CheckNoLeaks(t, before) })
 	up := testutil.NewUpstream(t, "allowed.test", "other.test", "denied.test")
 	upHost, upAllowed, upDenied = up.Host, up.A, up.B
+	upHost6, upAllowed6 = up.Host6, up.A6
 	w := &world{ca: up.CA, guest: testutil.NewNetNS(t)}
 	var tap *os.File
 	var err error
@@ -55,7 +58,7 @@ func newWorld(t testing.TB, rules netpolicy.Rules) *world {
 		Policy: pol,
 		Hosts: map[string][]netip.Addr{
 			"allowed.test": {upAllowed}, "other.test": {upAllowed}, "denied.test": {upDenied},
-			"loop.test": {netip.MustParseAddr("127.0.0.1")},
+			"loop.test": {netip.MustParseAddr("127.0.0.1")}, "six.test": {upAllowed6},
 		},
 		Audit: func(e Event) {
 			w.mu.Lock()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Upstream is a network of test servers for sandboxes to reach: a network
@@ -38,6 +39,10 @@ type Upstream struct {
 	// :7 ("echo <datagram>") and, on TCP :19, zeros until the client
 	// closes (a bulk source for throughput).
 	A, B netip.Addr
+	// Host6 and A6 are the IPv6 counterparts of Host and A (in 64:ff9b::/96,
+	// the NAT64 prefix: public as far as policies are concerned). A6
+	// serves HTTP on :80 too.
+	Host6, A6 netip.Addr
 	// CA trusts the HTTPS servers' certificate, which names Names.
 	CA    *x509.CertPool
 	Names []string
@@ -51,6 +56,7 @@ func NewUpstream(t testing.TB, names ...string) *Upstream {
 	u := &Upstream{
 		Host: netip.MustParseAddr("192.88.99.1"), A: netip.MustParseAddr("192.88.99.2"),
 		B: netip.MustParseAddr("192.88.99.3"), Names: names,
+		Host6: netip.MustParseAddr("64:ff9b::c058:6301"), A6: netip.MustParseAddr("64:ff9b::c058:6302"),
 	}
 	ns := NewNetNS(t)
 	id := os.Getpid() % 100000
@@ -71,6 +77,7 @@ func NewUpstream(t testing.TB, names ...string) *Upstream {
 		t.Fatal(err)
 	}
 	addAddr(t, nil, hostLink, u.Host)
+	addAddr(t, nil, hostLink, u.Host6)
 	if err := netlink.LinkSetUp(hostLink); err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +92,7 @@ func NewUpstream(t testing.TB, names ...string) *Upstream {
 	}
 	addAddr(t, h, upLink, u.A)
 	addAddr(t, h, upLink, u.B)
+	addAddr(t, h, upLink, u.A6)
 	if err := h.LinkSetUp(upLink); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +102,14 @@ func NewUpstream(t testing.TB, names ...string) *Upstream {
 
 func addAddr(t testing.TB, h *netlink.Handle, l netlink.Link, a netip.Addr) {
 	t.Helper()
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(24, 32)}}
+	bits := 24
+	if a.Is6() {
+		bits = 96
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, a.BitLen())}}
+	if a.Is6() {
+		addr.Flags = unix.IFA_F_NODAD // usable at once
+	}
 	add := netlink.AddrAdd
 	if h != nil {
 		add = h.AddrAdd
@@ -116,7 +131,7 @@ func (u *Upstream) serve(t testing.TB, ns netns.NsHandle) {
 	InNetNS(t, ns, func() {
 		lo, _ := netlink.LinkByName("lo")
 		netlink.LinkSetUp(lo)
-		for _, a := range []netip.Addr{u.A, u.B} {
+		for _, a := range []netip.Addr{u.A, u.B, u.A6} {
 			for _, port := range []uint16{80, 443} {
 				var ln net.Listener
 				if ln, err = net.Listen("tcp", netip.AddrPortFrom(a, port).String()); err != nil {
