@@ -19,49 +19,38 @@ type Policy struct {
 // error naming it.
 func Compile(r Rules) (*Policy, error) {
 	p := &Policy{rules: r}
-	for _, s := range r.AllowDomains {
-		pat, err := parsePattern(s)
-		if err != nil {
-			return nil, err
-		}
-		p.allow = append(p.allow, pat)
+	var err error
+	if p.allow, err = parseAll(r.AllowDomains, parsePattern); err != nil {
+		return nil, err
 	}
-	for _, s := range r.DenyDomains {
-		pat, err := parsePattern(s)
-		if err != nil {
-			return nil, err
-		}
-		p.deny = append(p.deny, pat)
+	if p.deny, err = parseAll(r.DenyDomains, parsePattern); err != nil {
+		return nil, err
 	}
-	for _, s := range r.AllowCIDRs {
-		n, err := parseCIDR(s)
-		if err != nil {
-			return nil, err
-		}
-		p.allowNets = append(p.allowNets, n)
+	if p.allowNets, err = parseAll(r.AllowCIDRs, parseCIDR); err != nil {
+		return nil, err
 	}
-	for _, s := range r.DenyCIDRs {
-		n, err := parseCIDR(s)
-		if err != nil {
-			return nil, err
-		}
-		p.denyNets = append(p.denyNets, n)
+	if p.denyNets, err = parseAll(r.DenyCIDRs, parseCIDR); err != nil {
+		return nil, err
 	}
-	for _, s := range r.AllowPorts {
-		pr, err := parsePortRule(s)
-		if err != nil {
-			return nil, err
-		}
-		p.allowPorts = append(p.allowPorts, pr)
+	if p.allowPorts, err = parseAll(r.AllowPorts, parsePortRule); err != nil {
+		return nil, err
 	}
-	for _, s := range r.DenyPorts {
-		pr, err := parsePortRule(s)
-		if err != nil {
-			return nil, err
-		}
-		p.denyPorts = append(p.denyPorts, pr)
+	if p.denyPorts, err = parseAll(r.DenyPorts, parsePortRule); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+func parseAll[T any](in []string, parse func(string) (T, error)) ([]T, error) {
+	out := make([]T, 0, len(in))
+	for _, s := range in {
+		v, err := parse(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // Rules returns the rules p was compiled from.
