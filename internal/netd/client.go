@@ -53,13 +53,17 @@ func (c *Client) Probe() error {
 }
 
 // Attach hands the daemon a sandbox's TAP device and a pidfd of its
-// process, with its rules, hosts and ports to publish, and returns the
-// ports as bound. It closes tap and pidfd (the daemon has its own).
+// process (nil: the daemon learns of its end by Detach only), with its
+// rules, hosts and ports to publish, and returns the ports as bound. It
+// closes tap and pidfd (the daemon has its own).
 func (c *Client) Attach(ctx context.Context, req Request, tap, pidfd *os.File) ([]sandbox.PortMapping, error) {
-	defer tap.Close()
-	defer pidfd.Close()
+	files := []*os.File{tap}
+	if pidfd != nil {
+		files = append(files, pidfd)
+	}
+	defer closeFiles(files)
 	req.Op = "attach"
-	resp, err := c.call(ctx, req, []*os.File{tap, pidfd}, true)
+	resp, err := c.call(ctx, req, files, true)
 	return resp.Ports, err
 }
 
