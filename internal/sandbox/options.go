@@ -78,7 +78,16 @@ func Resolve(o Options) (Config, []string, error) {
 	}
 
 	// Network: the profile's default, or what was asked. Rules, hosts and
-	// ports ask for it too.
+	// ports ask for it too. Bad rules are bad input wherever they go.
+	var preset netpolicy.Rules
+	if o.NetworkPreset != "" {
+		if preset, err = netpolicy.Preset(o.NetworkPreset); err != nil {
+			return Config{}, nil, err
+		}
+	}
+	if _, err := netpolicy.Compile(o.Egress); err != nil {
+		return Config{}, nil, err
+	}
 	wantNet, explicit := p.Network, false
 	asked := !o.Egress.IsZero() || o.NetworkPreset != "" || len(o.Hosts) > 0 || len(o.Ports) > 0
 	if o.Network != nil {
@@ -101,14 +110,7 @@ func Resolve(o Options) (Config, []string, error) {
 		}
 	case wantNet:
 		c.Network = NetworkNAT
-		if o.NetworkPreset != "" {
-			r, err := netpolicy.Preset(o.NetworkPreset)
-			if err != nil {
-				return Config{}, nil, err
-			}
-			c.Egress = r
-		}
-		c.Egress = c.Egress.Merge(o.Egress)
+		c.Egress = preset.Merge(o.Egress)
 		c.Hosts = o.Hosts
 		c.Ports = o.Ports
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentkernel-go/agentkernel/internal/netpolicy"
+
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 )
 
@@ -45,11 +47,37 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return badRequest("invalid JSON: %v", err)
 }
 
-// resolveConfig turns a request's profile, image and sizes into a sandbox
-// configuration (the profile's defaults where they are left out); netErr
-// says why sandboxes cannot have network access here, if they cannot.
-func resolveConfig(netErr error, profile, image string, vcpus, memoryMB *int) (sandbox.Config, error) {
-	cfg, _, err := sandbox.Resolve(sandbox.Options{Profile: profile, Image: image, VCPUs: vcpus, MemoryMB: memoryMB, NetworkUnavailable: netErr})
+// networkFields are the network options of create and run bodies, beyond
+// the SDK's: access, egress rules, an agent preset, published ports.
+type networkFields struct {
+	Network *bool            `json:"network"`
+	Egress  *netpolicy.Rules `json:"egress"`
+	Preset  string           `json:"network_preset"`
+	Ports   []string         `json:"ports"`
+}
+
+// options adds the network fields to o.
+func (n networkFields) options(o sandbox.Options) (sandbox.Options, error) {
+	o.Network, o.NetworkPreset = n.Network, n.Preset
+	if n.Egress != nil {
+		o.Egress = *n.Egress
+	}
+	for _, p := range n.Ports {
+		pm, err := sandbox.ParsePort(p)
+		if err != nil {
+			return o, err
+		}
+		o.Ports = append(o.Ports, pm)
+	}
+	return o, nil
+}
+
+// resolveConfig turns a request's options into a sandbox configuration
+// (the profile's defaults where they are left out); netErr says why
+// sandboxes cannot have network access here, if they cannot.
+func resolveConfig(netErr error, o sandbox.Options) (sandbox.Config, error) {
+	o.NetworkUnavailable = netErr
+	cfg, _, err := sandbox.Resolve(o)
 	if err != nil {
 		return cfg, err
 	}

@@ -45,3 +45,19 @@ func TestNetworkRules(t *testing.T) {
 	a.do("PUT", "/sandboxes/no-net/network", netpolicy.Rules{}).expect(t, 409, "a sandbox without network")
 	a.do("GET", "/sandboxes/nobody/network", nil).expect(t, 404, "no such sandbox")
 }
+
+// TestCreateWithNetworkFields: create and run take network options; this
+// test server has no network path, so asking for network is a clear 503,
+// and contradictions are 400s.
+func TestCreateWithNetworkFields(t *testing.T) {
+	a := newAPI(t)
+	rules := map[string]any{"allow_domains": []string{"api.github.com"}, "allowlist_only": true}
+	a.do("POST", "/sandboxes", map[string]any{"name": "n1", "egress": rules}).expect(t, 503, "egress without a network path")
+	a.do("POST", "/run", map[string]any{"command": []string{"true"}, "network_preset": "claude"}).expect(t, 503, "a preset without a network path")
+	a.do("POST", "/sandboxes", map[string]any{"name": "n2", "network": false, "ports": []string{"8080"}}).expect(t, 400, "ports with network off")
+	a.do("POST", "/sandboxes", map[string]any{"name": "n3", "ports": []string{"http"}}).expect(t, 400, "a bad port")
+	a.do("POST", "/run", map[string]any{"command": []string{"true"}, "network_preset": "nobody"}).expect(t, 400, "an unknown preset")
+	if infos, _ := a.mgr.List(t.Context()); len(infos) != 0 {
+		t.Errorf("refused requests left sandboxes: %v", infos)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/service"
 )
 
@@ -22,6 +23,7 @@ type runRequest struct {
 	Image   string   `json:"image"`
 	Profile string   `json:"profile"`
 	Fast    *bool    `json:"fast"`
+	networkFields
 }
 
 // runOutput is RunOutput of the SDK (/run, exec), with the exit code.
@@ -45,7 +47,11 @@ func (req *runRequest) toService(netErr error, stdout, stderr io.Writer) (servic
 	if len(req.Command) == 0 || req.Command[0] == "" {
 		return service.RunRequest{}, badRequest("command is required")
 	}
-	cfg, err := resolveConfig(netErr, req.Profile, req.Image, nil, nil)
+	o, err := req.options(sandbox.Options{Profile: req.Profile, Image: req.Image})
+	if err != nil {
+		return service.RunRequest{}, err
+	}
+	cfg, err := resolveConfig(netErr, o)
 	if err != nil {
 		return service.RunRequest{}, err
 	}

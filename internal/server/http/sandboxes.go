@@ -70,6 +70,7 @@ type createRequest struct {
 	Volumes     []string `json:"volumes"`
 	Secrets     []string `json:"secrets"`
 	SecretFiles []string `json:"secret_files"`
+	networkFields
 }
 
 // createSandbox is POST /sandboxes: create and start, as agentkernel does.
@@ -88,7 +89,12 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request, _ params)
 			return
 		}
 	}
-	cfg, err := resolveConfig(s.mgr.NetworkUnavailable(), req.Profile, req.Image, req.VCPUs, req.MemoryMB)
+	o, err := req.options(sandbox.Options{Profile: req.Profile, Image: req.Image, VCPUs: req.VCPUs, MemoryMB: req.MemoryMB})
+	if err != nil {
+		fail(w, err, nil)
+		return
+	}
+	cfg, err := resolveConfig(s.mgr.NetworkUnavailable(), o)
 	if err != nil {
 		fail(w, err, nil)
 		return
