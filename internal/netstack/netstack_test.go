@@ -340,3 +340,41 @@ func TestIPv6(t *testing.T) {
 		t.Error("the host's IPv6 address was reachable")
 	}
 }
+
+func TestFlowLimit(t *testing.T) {
+	w := newWorld(t, netpolicy.Rules{})
+	w.stack.cfg.MaxFlows = 2
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range 2 {
+		c, err := w.dial(t, "tcp", netip.AddrPortFrom(upAllowed, 80))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	if c, err := w.dial(t, "tcp", netip.AddrPortFrom(upAllowed, 80)); err == nil {
+		c.Close()
+		t.Fatal("a connection past the limit was accepted")
+	}
+	if !w.refusedBy("at most 2 open connections") {
+		t.Errorf("the limit was not audited: %+v", w.refusals())
+	}
+	// A closed connection makes room again.
+	held[0].Close()
+	held = held[1:]
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := w.dial(t, "tcp", netip.AddrPortFrom(upAllowed, 80))
+		if err == nil {
+			held = append(held, c)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no room after a connection closed")
+		}
+	}
+}

@@ -41,6 +41,10 @@ type Config struct {
 	Audit func(Event)
 	// DialTimeout bounds connecting upstream (default 10 s).
 	DialTimeout time.Duration
+	// MaxFlows bounds the sandbox's open TCP connections and UDP flows
+	// together (default 4096): each holds a descriptor of the daemon,
+	// which serves every sandbox.
+	MaxFlows int
 }
 
 // Event is a refusal, for the audit log.
@@ -66,6 +70,7 @@ type Stack struct {
 	isHost func(netip.Addr) bool
 	done   chan struct{}
 	gone   sync.Once
+	flows  atomic.Int64 // open TCP connections and UDP flows
 }
 
 const nicID = 1
@@ -85,6 +90,9 @@ func New(tap *os.File, cfg Config) (*Stack, error) {
 	}
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.MaxFlows == 0 {
+		cfg.MaxFlows = 4096
 	}
 	st := &Stack{cfg: cfg, link: tap, names: newNames(), done: make(chan struct{})}
 	st.isHost = cfg.IsHost
@@ -190,6 +198,18 @@ func (s *Stack) decide(protocol string, dst netip.AddrPort, name string) netpoli
 		s.audit(Event{Kind: "connect", Protocol: protocol, Dest: dst.String(), Name: name, Rule: v.Rule})
 	}
 	return v
+}
+
+// takeFlow counts a new flow in, or refuses it (and reports that) when
+// the sandbox has MaxFlows open. The caller calls the returned release
+// when the flow ends.
+func (s *Stack) takeFlow(protocol string, dst netip.AddrPort) (release func(), ok bool) {
+	if s.flows.Add(1) > int64(s.cfg.MaxFlows) {
+		s.flows.Add(-1)
+		s.audit(Event{Kind: "connect", Protocol: protocol, Dest: dst.String(), Rule: fmt.Sprintf("builtin: at most %d open connections and flows", s.cfg.MaxFlows)})
+		return nil, false
+	}
+	return func() { s.flows.Add(-1) }, true
 }
 
 // isResolver tells the resolver's addresses; isGateway the stack's own.

@@ -49,6 +49,12 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
+	release, ok := s.takeFlow("tcp", dst)
+	if !ok {
+		r.Complete(true)
+		return
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
 	up, err := (&net.Dialer{}).DialContext(ctx, "tcp", dst.String())
 	cancel()

@@ -47,18 +47,25 @@ func (s *Stack) handleUDP(r *udp.ForwarderRequest) bool {
 	if v := s.decide("udp", dst, ""); !v.Allow {
 		return false
 	}
+	release, ok := s.takeFlow("udp", dst)
+	if !ok {
+		return false
+	}
 	up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
 	if err != nil {
+		release()
 		return false
 	}
 	conn := s.udpConn(r)
 	if conn == nil {
 		up.Close()
+		release()
 		return true
 	}
 	s.conns.Add(1)
 	go func() {
 		defer s.conns.Done()
+		defer release()
 		s.relayUDP(conn, up)
 	}()
 	return true
