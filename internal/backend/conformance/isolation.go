@@ -103,9 +103,13 @@ func (s *suite) testIsolation(t *testing.T) {
 		}
 	})
 
-	t.Run("NoNetworkInterfaces", func(t *testing.T) {
-		if _, out := s.probe(t, name, "ifaces"); out != "ok lo" {
-			t.Errorf("interfaces = %q, want only lo", out)
+	t.Run("NetworkInterfaces", func(t *testing.T) {
+		want := "ok lo" // loopback only
+		if s.h.Network != nil {
+			want = "ok lo,eth0" // and the network path's
+		}
+		if _, out := s.probe(t, name, "ifaces"); out != want {
+			t.Errorf("interfaces = %q, want %q", out, want)
 		}
 	})
 
@@ -156,4 +160,44 @@ func (s *suite) testIsolation(t *testing.T) {
 			t.Errorf("sandbox traced its sibling %d: %s", p.PID, out)
 		}
 	})
+}
+
+// testNetwork: with network on, the host stays out of reach: a server on
+// every host address is reachable from the host and from nowhere in the
+// sandbox, by the gateway's address or the host's own, and the cloud
+// metadata address is refused too.
+func (s *suite) testNetwork(t *testing.T) {
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	targets := []string{net.JoinHostPort("10.0.2.2", port), "169.254.169.254:80"}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+				host := net.JoinHostPort(n.IP.String(), port)
+				if !s.hostProbe(t, "connect", host) {
+					t.Fatalf("control: the host cannot reach %s", host)
+				}
+				targets = append(targets, host)
+				break
+			}
+		}
+	}
+	for _, addr := range targets {
+		if ok, out := s.probe(t, s.shared, "connect", addr); ok {
+			t.Errorf("sandbox reached %s: %s", addr, out)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 	"github.com/agentkernel-go/agentkernel/internal/image"
+	"github.com/agentkernel-go/agentkernel/internal/netd"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/service"
 	"github.com/agentkernel-go/agentkernel/internal/testutil"
@@ -26,6 +27,10 @@ type Harness struct {
 	Image string
 	// Root is the data root the backend's images and sandboxes live under.
 	Root string
+	// Network is the network path of sandboxes with network on; with it
+	// the suite's sandboxes have network (the default profile's), and the
+	// network isolation tests run. Nil runs everything with loopback only.
+	Network *netd.Client
 }
 
 // suite is the state shared by the subtests.
@@ -47,6 +52,7 @@ func Run(t *testing.T, h Harness) {
 		Root:     h.Root,
 		Registry: sandbox.NewRegistry(h.Backend),
 		Images:   h.Images,
+		Network:  h.Network,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +77,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("MemoryLimit", s.testMemoryLimit)
 	t.Run("PidsLimit", s.testPidsLimit)
 	t.Run("OCIImage", s.testOCIImage)
+	if h.Network != nil {
+		t.Run("Network", s.testNetwork)
+	}
 
 	if err := m.Remove(context.WithoutCancel(t.Context()), s.shared); err != nil {
 		t.Errorf("removing shared sandbox: %v", err)
@@ -78,6 +87,11 @@ func Run(t *testing.T, h Harness) {
 	m.Close()
 	if list, _ := m.List(context.Background()); len(list) != 0 {
 		t.Errorf("sandboxes left after the suite: %d", len(list))
+	}
+	if h.Network != nil {
+		if err := h.Network.Stop(context.Background()); err != nil {
+			t.Errorf("stopping the network daemon: %v", err)
+		}
 	}
 	testutil.CheckNoLeaks(t, before)
 }

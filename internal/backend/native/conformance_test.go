@@ -9,6 +9,7 @@ import (
 	"github.com/agentkernel-go/agentkernel/internal/backend/native"
 	"github.com/agentkernel-go/agentkernel/internal/image"
 	"github.com/agentkernel-go/agentkernel/internal/image/ingest"
+	"github.com/agentkernel-go/agentkernel/internal/netd"
 	"github.com/agentkernel-go/agentkernel/internal/testutil"
 )
 
@@ -21,5 +22,6 @@ func TestConformance(t *testing.T) {
 		Images:  ingest.NewStore(root, image.Options{}),
 		Image:   "host",
 		Root:    root,
+		Network: netd.NewClient(root, func() (string, error) { return testutil.BuildBinary(t, "agentkernel-server"), nil }),
 	})
 }
