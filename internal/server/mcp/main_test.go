@@ -150,6 +150,7 @@ var toolArgs = map[string][]string{
 	"sandbox_exec_kill":   {"id"},
 	"sandbox_exec_list":   {"name"},
 	"sandbox_extend_ttl":  {"name", "by"},
+	"sandbox_network":     {"name", "allow_domains", "deny_domains", "allowlist_only", "allow_cidrs", "deny_cidrs", "allow_ports", "deny_ports", "replace"},
 	"snapshot_list":       {},
 	"snapshot_take":       {"sandbox", "name"},
 	"snapshot_get":        {"name"},
@@ -161,6 +162,7 @@ var toolArgs = map[string][]string{
 var toolRequired = map[string][]string{
 	"sandbox_run": {"command"}, "sandbox_exec": {"command", "name"}, "sandbox_file_write": {"content", "name", "path"},
 	"sandbox_exec_status": {"id"}, "snapshot_take": {"name", "sandbox"}, "sandbox_write_files": {"files", "name"},
+	"sandbox_network": {"name"},
 }
 
 func TestInitializeAndListTools(t *testing.T) {

@@ -2,10 +2,13 @@ package mcpserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/agentkernel-go/agentkernel/internal/netpolicy"
 
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -38,18 +41,44 @@ type nameInput struct {
 }
 
 type createInput struct {
-	Name      string   `json:"name,omitempty" jsonschema:"Name for the sandbox (letters, digits, - and _); default: a generated one"`
-	Image     string   `json:"image,omitempty" jsonschema:"OCI image to use, pulled if needed (default: host, a read-only view of the host's userland that needs no download)"`
-	Profile   string   `json:"profile,omitempty" jsonschema:"Security profile (default: moderate)"`
-	Network   *bool    `json:"network,omitempty" jsonschema:"Network access under the sandbox's egress policy (default: what the profile says)"`
-	MemoryMB  *int     `json:"memory_mb,omitempty" jsonschema:"Memory limit in MB (default: the profile's)"`
-	VCPUs     *int     `json:"vcpus,omitempty" jsonschema:"Number of virtual CPUs (default: 1)"`
-	Env       []string `json:"env,omitempty" jsonschema:"Environment variables for every command, as KEY=VALUE pairs"`
-	Workdir   string   `json:"workdir,omitempty" jsonschema:"Default working directory of commands (absolute path)"`
-	TTL       string   `json:"ttl,omitempty" jsonschema:"Remove the sandbox after this long (e.g. 30m, 1h, 2d); default: never"`
-	Ports     []string `json:"ports,omitempty" jsonschema:"Port mappings (e.g. [\"8080:80\", \"3000\"]); not yet supported"`
-	SourceURL string   `json:"source_url,omitempty" jsonschema:"Git repo URL to clone into /workspace; not yet supported (needs sandbox networking)"`
-	SourceRef string   `json:"source_ref,omitempty" jsonschema:"Git ref to check out after cloning (branch, tag or commit)"`
+	Name      string       `json:"name,omitempty" jsonschema:"Name for the sandbox (letters, digits, - and _); default: a generated one"`
+	Image     string       `json:"image,omitempty" jsonschema:"OCI image to use, pulled if needed (default: host, a read-only view of the host's userland that needs no download)"`
+	Profile   string       `json:"profile,omitempty" jsonschema:"Security profile (default: moderate)"`
+	Network   *bool        `json:"network,omitempty" jsonschema:"Network access under the sandbox's egress policy (default: what the profile says)"`
+	MemoryMB  *int         `json:"memory_mb,omitempty" jsonschema:"Memory limit in MB (default: the profile's)"`
+	VCPUs     *int         `json:"vcpus,omitempty" jsonschema:"Number of virtual CPUs (default: 1)"`
+	Env       []string     `json:"env,omitempty" jsonschema:"Environment variables for every command, as KEY=VALUE pairs"`
+	Workdir   string       `json:"workdir,omitempty" jsonschema:"Default working directory of commands (absolute path)"`
+	TTL       string       `json:"ttl,omitempty" jsonschema:"Remove the sandbox after this long (e.g. 30m, 1h, 2d); default: never"`
+	Ports     []string     `json:"ports,omitempty" jsonschema:"Ports to publish on the host's 127.0.0.1 (e.g. [\"8080:80\", \"3000\"]: a free host port for 3000)"`
+	Egress    *egressRules `json:"egress,omitempty" jsonschema:"Egress rules (network access is implied)"`
+	Preset    string       `json:"network_preset,omitempty" jsonschema:"An agent's egress preset: its API hosts, package registries and GitHub only"`
+	SourceURL string       `json:"source_url,omitempty" jsonschema:"Git repo URL to clone into /workspace; not yet supported (needs sandbox networking)"`
+	SourceRef string       `json:"source_ref,omitempty" jsonschema:"Git ref to check out after cloning (branch, tag or commit)"`
+}
+
+// egressRules are netpolicy.Rules with descriptions for the model.
+type egressRules struct {
+	AllowDomains  []string `json:"allow_domains,omitempty" jsonschema:"Reachable domains: example.com, or *.example.com for it and every name under it"`
+	DenyDomains   []string `json:"deny_domains,omitempty" jsonschema:"Domains that never resolve and are never reachable, also by address"`
+	AllowlistOnly bool     `json:"allowlist_only,omitempty" jsonschema:"Only allowed domains and networks are reachable"`
+	AllowCIDRs    []string `json:"allow_cidrs,omitempty" jsonschema:"Reachable networks, private ones included (10.0.0.0/8)"`
+	DenyCIDRs     []string `json:"deny_cidrs,omitempty" jsonschema:"Networks never reachable"`
+	AllowPorts    []string `json:"allow_ports,omitempty" jsonschema:"If set, the only destination ports allowed (443, 8000-8100, 53/udp)"`
+	DenyPorts     []string `json:"deny_ports,omitempty" jsonschema:"Destination ports refused"`
+}
+
+func (e *egressRules) rules() netpolicy.Rules {
+	if e == nil {
+		return netpolicy.Rules{}
+	}
+	return netpolicy.Rules(*e)
+}
+
+type networkInput struct {
+	Name string `json:"name" jsonschema:"Name of the sandbox"`
+	egressRules
+	Replace bool `json:"replace,omitempty" jsonschema:"Replace the rules instead of adding to them"`
 }
 
 type listOutput struct {
@@ -89,7 +118,10 @@ func (t *tools) addSandboxTools(s *mcp.Server) {
 	add(t, s, &mcp.Tool{Name: "sandbox_create",
 		Description: "Create a new persistent sandbox and start it, for running several commands " +
 			"(sandbox_exec) and working with files; it lives until sandbox_remove."},
-		profileEnum, t.create)
+		func(s *jsonschema.Schema) {
+			profileEnum(s)
+			enum(s, "network_preset", netpolicy.PresetNames()...)
+		}, t.create)
 	add(t, s, &mcp.Tool{Name: "sandbox_list", Annotations: readOnly(),
 		Description: "List all sandboxes and their status (read-only)."}, nil, t.list)
 	add(t, s, &mcp.Tool{Name: "sandbox_remove", Annotations: destructive(),
@@ -102,6 +134,12 @@ func (t *tools) addSandboxTools(s *mcp.Server) {
 		Description: "Extend a sandbox's time-to-live: add time to its current expiry (to now when it has " +
 			"none or it has passed), at most 30 days at a time."},
 		func(s *jsonschema.Schema) { setDefault(s, "by", "1h") }, t.extendTTL)
+
+	add(t, s, &mcp.Tool{Name: "sandbox_network",
+		Description: "Show or change a sandbox's egress rules. Rules given are added to the current " +
+			"ones (replace: true replaces them); a running sandbox's new connections follow them at " +
+			"once. Refused connections are in the sandbox's audit log."},
+		nil, t.network)
 
 	add(t, s, &mcp.Tool{Name: "snapshot_list", Annotations: readOnly(),
 		Description: "List all snapshots. Snapshots are not yet supported."}, nil,
@@ -170,7 +208,7 @@ func (t *tools) create(ctx context.Context, in createInput) (string, sandboxInfo
 	}
 	cfg, warnings, err := t.config(sandbox.Options{
 		Profile: in.Profile, Image: in.Image, Network: in.Network, MemoryMB: in.MemoryMB, VCPUs: in.VCPUs,
-		Env: in.Env, WorkDir: in.Workdir, TTL: ttl,
+		Env: in.Env, WorkDir: in.Workdir, TTL: ttl, Egress: in.Egress.rules(), NetworkPreset: in.Preset,
 	}, in.Ports)
 	if err != nil {
 		return "", none, err
@@ -266,6 +304,20 @@ func (t *tools) extendTTL(ctx context.Context, in extendInput) (string, sandboxI
 		return "", sandboxInfo{}, err
 	}
 	return fmt.Sprintf("Sandbox '%s' now expires at %s.", info.Name, info.ExpiresAt.UTC().Format(time.RFC3339)), infoOf(info), nil
+}
+
+func (t *tools) network(ctx context.Context, in networkInput) (string, egressRules, error) {
+	rules := in.rules()
+	info, err := t.mgr.Get(ctx, in.Name)
+	if err == nil && (in.Replace || !rules.IsZero()) {
+		info, err = t.mgr.SetEgress(ctx, in.Name, rules, !in.Replace)
+	}
+	if err != nil {
+		return "", egressRules{}, err
+	}
+	out := egressRules(info.Config.Egress)
+	raw, _ := json.Marshal(out)
+	return fmt.Sprintf("Sandbox '%s' egress rules: %s", info.Name, raw), out, nil
 }
 
 // parseDuration reads an argument's duration (service.ParseDuration's
