@@ -249,7 +249,7 @@ const maxFiles = 2
 // readRequest reads a request and the descriptors attached to it, from a
 // client of this daemon's user. The caller closes the files, also on error.
 func readRequest(c *net.UnixConn) (Request, []*os.File, error) {
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, 64<<10) // longer requests are read on below
 	oob := make([]byte, unix.CmsgSpace(maxFiles*4))
 	n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
 	var files []*os.File
