@@ -85,15 +85,7 @@ func (s *suite) testIsolation(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Close()
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		go acceptAndClose(l)
 		addr := l.Addr().String()
 		if !s.hostProbe(t, "connect", addr) {
 			t.Fatalf("control: host cannot reach %s", addr)
@@ -172,15 +164,7 @@ func (s *suite) testNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go acceptAndClose(l)
 	_, port, _ := net.SplitHostPort(l.Addr().String())
 	targets := []string{net.JoinHostPort("10.0.2.2", port), "169.254.169.254:80"}
 	if addrs, err := net.InterfaceAddrs(); err == nil {
@@ -199,5 +183,17 @@ func (s *suite) testNetwork(t *testing.T) {
 		if ok, out := s.probe(t, s.shared, "connect", addr); ok {
 			t.Errorf("sandbox reached %s: %s", addr, out)
 		}
+	}
+}
+
+// acceptAndClose serves l: every connection is accepted and closed, which
+// is all a reachability probe needs.
+func acceptAndClose(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
 	}
 }

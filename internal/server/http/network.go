@@ -6,9 +6,6 @@ import (
 	"github.com/agentkernel-go/agentkernel/internal/netpolicy"
 )
 
-// networkRules is a sandbox's egress rules on the wire (netpolicy.Rules).
-type networkRules = netpolicy.Rules
-
 // getNetwork is GET /sandboxes/{name}/network: the sandbox's egress rules.
 func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request, p params) {
 	in, err := s.mgr.Get(r.Context(), p["name"])
@@ -23,7 +20,7 @@ func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request, p params) {
 // new egress rules, followed at once by a running sandbox's new
 // connections. It answers the rules now in force.
 func (s *Server) setNetwork(w http.ResponseWriter, r *http.Request, p params) {
-	var rules networkRules
+	var rules netpolicy.Rules
 	if err := decode(w, r, &rules); err != nil {
 		fail(w, err, nil)
 		return
