@@ -12,7 +12,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
+	"gvisor.dev/gvisor/pkg/tcpip/link/qdisc/fifo"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
@@ -61,7 +61,7 @@ type Event struct {
 type Stack struct {
 	cfg    Config
 	s      *stack.Stack
-	link   *os.File
+	link   *tapLink
 	pol    atomic.Pointer[netpolicy.Policy]
 	names  *names
 	ctx    context.Context
@@ -94,7 +94,7 @@ func New(tap *os.File, cfg Config) (*Stack, error) {
 	if cfg.MaxFlows == 0 {
 		cfg.MaxFlows = 4096
 	}
-	st := &Stack{cfg: cfg, link: tap, names: newNames(), done: make(chan struct{})}
+	st := &Stack{cfg: cfg, names: newNames(), done: make(chan struct{})}
 	st.isHost = cfg.IsHost
 	if st.isHost == nil {
 		st.isHost = hostAddrs()
@@ -106,26 +106,19 @@ func New(tap *os.File, cfg Config) (*Stack, error) {
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 	})
+	ep, err := newTAPLink(tap, gatewayMAC, st.linkGone)
+	if err != nil {
+		st.s.Close()
+		return nil, fmt.Errorf("netstack: %w", err)
+	}
+	st.link = ep
 	fail := func(format string, a ...any) (*Stack, error) {
 		st.s.Close()
-		tap.Close()
+		st.link.Close()
+		st.link.drain()
 		return nil, fmt.Errorf("netstack: "+format, a...)
 	}
-	ep, err := fdbased.New(&fdbased.Options{
-		FDs:            []int{int(tap.Fd())},
-		MTU:            nettap.MTU,
-		EthernetHeader: true,
-		Address:        gatewayMAC,
-		// A TAP device is memory: what the sandbox's kernel checksummed
-		// arrives intact, so the stack need not check it again.
-		RXChecksumOffload: true,
-		// The sandbox's network namespace went away with the sandbox.
-		ClosedFunc: func(tcpip.Error) { st.linkGone() },
-	})
-	if err != nil {
-		return fail("link: %v", err)
-	}
-	if terr := st.s.CreateNIC(nicID, ep); terr != nil {
+	if terr := st.s.CreateNICWithOptions(nicID, ep, stack.NICOptions{QDisc: fifo.New(ep, 1, 1024)}); terr != nil {
 		return fail("NIC: %v", terr)
 	}
 	// Promiscuous and spoofing: the stack takes packets for every
@@ -179,8 +172,10 @@ func (s *Stack) Close() error {
 	s.s.Close()
 	s.conns.Wait()
 	s.s.Wait()
+	s.link.Close()
+	s.link.drain()
 	s.linkGone()
-	return s.link.Close()
+	return nil
 }
 
 func (s *Stack) audit(e Event) {
