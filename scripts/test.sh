@@ -18,6 +18,9 @@ export CI=${CI:-true}
 # unshare/mount/nsenter (util-linux), a static busybox for minimal root
 # filesystems, git for VCS stamps.
 packages=(procps iproute2 util-linux busybox-static ca-certificates git)
+# QEMU runs the microvm backend's VMs (software emulation where KVM cannot
+# boot guests); qemu-system-x86 without its recommends is the emulator alone.
+packages+=(qemu-system-x86)
 # node and npm run the published agentkernel SDK against a live server
 # (internal/server/e2e_test.go); Debian's are recent enough (fetch, ESM).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
@@ -50,7 +53,7 @@ fi
 go vet ./...
 
 # host_state prints what a test run may leak, one item per line: processes
-# in other pid namespaces or named agentkernel*, agentkernel cgroups, mounts
+# in other pid namespaces or named agentkernel* or qemu-system*, agentkernel cgroups, mounts
 # mentioning agentkernel or the test temp dir, named network namespaces,
 # and whatever is in the test temp dir.
 host_state() {
@@ -59,7 +62,7 @@ host_state() {
 	for p in /proc/[0-9]*; do
 		ns=$(readlink "$p/ns/pid" 2>/dev/null) || continue
 		comm=$(cat "$p/comm" 2>/dev/null) || continue
-		if [ "$ns" != "$self" ] || [[ $comm == agentkernel* ]]; then
+		if [ "$ns" != "$self" ] || [[ $comm == agentkernel* || $comm == qemu-system* ]]; then
 			echo "process ${p#/proc/} $comm $ns: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-200)"
 		fi
 	done

@@ -28,7 +28,12 @@ func Snapshot() HostState {
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
 		ns, err := os.Readlink(filepath.Join("/proc", p.Name(), "ns", "pid"))
-		if err != nil || ns == self {
+		if err != nil {
+			continue
+		}
+		// Sandboxes live in pid namespaces of their own; VMMs in ours.
+		comm, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "comm"))
+		if ns == self && !strings.HasPrefix(string(comm), "qemu-system") {
 			continue
 		}
 		cmd, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))

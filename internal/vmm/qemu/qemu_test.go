@@ -1,0 +1,233 @@
+//go:build linux
+
+package qemu
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/testutil"
+)
+
+func requireQEMU(t *testing.T) {
+	t.Helper()
+	_, err := exec.LookPath("qemu-system-x86_64")
+	testutil.Require(t, err == nil, "needs qemu-system-x86_64 (apt-get install qemu-system-x86)")
+}
+
+// firmwareOnly is a VM with no kernel, started paused: QEMU with its
+// control socket and nothing to boot, enough to drive its life cycle.
+func firmwareOnly(t *testing.T) Config {
+	return Config{Dir: filepath.Join(t.TempDir(), "vm"), VCPUs: 1, MemoryMiB: 64, Accel: AccelTCG, Paused: true, AgentPort: "agentkernel"}
+}
+
+func TestArgsAskForOnlyWhatTheSandboxNeeds(t *testing.T) {
+	dir := t.TempDir()
+	kernel, initrd, disk := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd"), filepath.Join(dir, "root.img")
+	for _, f := range []string{kernel, initrd, disk} {
+		os.WriteFile(f, []byte("x"), 0o600)
+	}
+	cfg := Config{Dir: filepath.Join(dir, "vm"), Kernel: kernel, Initrd: initrd, Cmdline: "quiet",
+		VCPUs: 2, MemoryMiB: 256, Accel: AccelTCG, Disks: []Disk{{Path: disk, ReadOnly: true}}, AgentPort: "agentkernel"}
+	args, err := cfg.Args()
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(args, " ")
+	for _, want := range []string{
+		"-M microvm,accel=tcg", "-smp 2", "-m 256M", "-nodefaults", "-no-user-config",
+		"-kernel " + kernel, "-initrd " + initrd, "-append quiet",
+		"file=" + disk + ",format=raw,readonly=on", "virtio-blk-device,drive=disk0",
+		"virtserialport,chardev=agent,name=agentkernel", "path=" + AgentSocket(cfg.Dir) + ",server=on",
+		"virtio-rng-device",
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("command line lacks %q:\n%s", want, line)
+		}
+	}
+	// No network device unless asked for, no paused start unless asked.
+	for _, unwanted := range []string{"-netdev", "-nic", "-S"} {
+		if slices.Contains(args, unwanted) {
+			t.Errorf("command line has %s:\n%s", unwanted, line)
+		}
+	}
+}
+
+func TestBadConfigsAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	good := func() Config {
+		return Config{Dir: filepath.Join(dir, "vm"), VCPUs: 1, MemoryMiB: 128, Accel: AccelTCG}
+	}
+	cases := map[string]func(*Config){
+		"relative dir":        func(c *Config) { c.Dir = "vm" },
+		"no vcpus":            func(c *Config) { c.VCPUs = 0 },
+		"too many vcpus":      func(c *Config) { c.VCPUs = 1000 },
+		"too little memory":   func(c *Config) { c.MemoryMiB = 16 },
+		"unknown accelerator": func(c *Config) { c.Accel = "hvf" },
+		"missing kernel":      func(c *Config) { c.Kernel = filepath.Join(dir, "nope") },
+		"kernel is a dir":     func(c *Config) { c.Kernel = dir },
+		"initrd, no kernel":   func(c *Config) { c.Initrd = "/etc/hostname" },
+		"missing disk":        func(c *Config) { c.Disks = []Disk{{Path: filepath.Join(dir, "nope")}} },
+		"comma in disk path":  func(c *Config) { c.Disks = []Disk{{Path: "/etc/host,name"}} },
+		"bad port name":       func(c *Config) { c.AgentPort = "a,b" },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg := good()
+			mutate(&cfg)
+			_, err := Start(context.Background(), cfg)
+			if !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("Start: %v, want an invalid-argument error", err)
+			}
+			if _, serr := os.Stat(cfg.Dir); serr == nil {
+				t.Errorf("a refused config left %s behind", cfg.Dir)
+			}
+		})
+	}
+}
+
+func TestLifeCycle(t *testing.T) {
+	requireQEMU(t)
+	before := testutil.Snapshot()
+	t.Cleanup(func() { testutil.CheckNoLeaks(t, before) })
+	ctx := context.Background()
+	cfg := firmwareOnly(t)
+	vm, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	if st, err := vm.Status(ctx); err != nil || st != "prelaunch" {
+		t.Fatalf("status of a paused VM: %q, %v", st, err)
+	}
+	if _, err := os.Stat(AgentSocket(cfg.Dir)); err != nil {
+		t.Errorf("agent socket: %v", err)
+	}
+	if _, err := Start(ctx, cfg); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Errorf("second Start in the same directory: %v, want already exists", err)
+	}
+
+	// Another process finds it through its directory alone.
+	other, err := Open(ctx, cfg.Dir)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if st, err := other.Status(ctx); err != nil || st != "prelaunch" {
+		t.Errorf("status through Open: %q, %v", st, err)
+	}
+	if err := Remove(cfg.Dir); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("Remove of a running VM: %v, want refused", err)
+	}
+
+	if err := other.Quit(ctx); err != nil {
+		t.Fatalf("Quit: %v", err)
+	}
+	for _, h := range []*VM{vm, other} {
+		select {
+		case <-h.Exited():
+		case <-time.After(5 * time.Second):
+			t.Fatal("Exited not closed after Quit")
+		}
+	}
+	other.Close()
+	if Alive(cfg.Dir) {
+		t.Error("Alive after Quit")
+	}
+	if _, err := Open(ctx, cfg.Dir); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Open after Quit: %v, want ErrNotRunning", err)
+	}
+	if err := Remove(cfg.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cfg.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Remove left %s", cfg.Dir)
+	}
+}
+
+// A QEMU killed from outside is seen as gone by every handle and by the
+// directory, which then cleans up.
+func TestKilledVMIsDetected(t *testing.T) {
+	requireQEMU(t)
+	before := testutil.Snapshot()
+	t.Cleanup(func() { testutil.CheckNoLeaks(t, before) })
+	ctx := context.Background()
+	cfg := firmwareOnly(t)
+	vm, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	other, err := Open(ctx, cfg.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := exec.Command("kill", "-KILL", strconv.Itoa(vm.Pid())).Run(); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*VM{vm, other} {
+		select {
+		case <-h.Exited():
+		case <-time.After(5 * time.Second):
+			t.Fatal("a killed VM was not noticed")
+		}
+	}
+	if _, err := other.Status(ctx); err == nil {
+		t.Error("Status of a killed VM succeeded")
+	}
+	if Alive(cfg.Dir) {
+		t.Error("Alive after kill")
+	}
+	if err := Remove(cfg.Dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// QEMU refusing its command line gives its own reason, and nothing is
+// left running or in the directory.
+func TestStartFailureSaysWhyAndLeavesNothing(t *testing.T) {
+	requireQEMU(t)
+	before := testutil.Snapshot()
+	t.Cleanup(func() { testutil.CheckNoLeaks(t, before) })
+	cfg := firmwareOnly(t)
+	cfg.MemoryMiB = 1 << 30 // 1 PiB: QEMU cannot allocate it
+	_, err := Start(context.Background(), cfg)
+	if err == nil {
+		t.Fatal("Start of an impossible VM succeeded")
+	}
+	t.Log(err)
+	if !strings.Contains(err.Error(), "QEMU") || strings.Count(err.Error(), "\n") > 0 {
+		t.Errorf("error %q: want one line naming QEMU and its reason", err)
+	}
+	for _, f := range []string{qmpSocket, agentSocket, pidFile} {
+		if _, serr := os.Stat(filepath.Join(cfg.Dir, f)); serr == nil {
+			t.Errorf("%s left behind", f)
+		}
+	}
+}
+
+func TestCPUFlags(t *testing.T) {
+	for in, want := range map[string]bool{
+		"processor\t: 0\nflags\t\t: fpu vme vmx sse\n": true,
+		"flags\t\t: fpu svm\n":                         true,
+		"flags\t\t: fpu hypervisor sse\n":              false,
+		"processor\t: 0\n":                             false,
+	} {
+		if got := hasHardwareVirt([]byte(in)); got != want {
+			t.Errorf("hasHardwareVirt(%q) = %v, want %v", in, got, want)
+		}
+	}
+	// Whatever this host is, the choice comes with its reason.
+	if a, why := ChooseAccel(); why == "" || (a != AccelKVM && a != AccelTCG) {
+		t.Errorf("ChooseAccel: %q, %q", a, why)
+	}
+}
