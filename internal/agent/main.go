@@ -59,6 +59,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			n++
 		}
 	}
+	// A microVM's kernel starts its /init with no arguments.
+	vm := n == 0 && fl.NArg() == 0 && os.Getpid() == 1
+	if vm {
+		return vmMain(log, *grace)
+	}
 	if n != 1 || fl.NArg() != 0 {
 		fmt.Fprintln(stderr, "agentkernel-agent: give exactly one of -listen-fd, -listen, -conn-fd")
 		fl.Usage()

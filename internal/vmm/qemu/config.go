@@ -48,6 +48,10 @@ type Config struct {
 	AgentPort string
 	// Paused starts the VM without running it (QEMU's -S).
 	Paused bool
+	// Console writes the guest's serial console to ConsoleLog(Dir), for
+	// boot diagnostics (the guest must be told console=ttyS0); without
+	// it the machine has no serial port at all.
+	Console bool
 }
 
 // The files of a VM's directory.
@@ -56,7 +60,11 @@ const (
 	agentSocket = "agent.sock"
 	pidFile     = "qemu.pid"
 	logFile     = "qemu.log"
+	consoleFile = "console.log"
 )
+
+// ConsoleLog is where the guest's console goes, with Config.Console.
+func ConsoleLog(dir string) string { return filepath.Join(dir, consoleFile) }
 
 // AgentSocket is where the host connects to the guest agent's port.
 func AgentSocket(dir string) string { return filepath.Join(dir, agentSocket) }
@@ -128,13 +136,17 @@ func (c *Config) Args() ([]string, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
+	serial, machine := []string{"-serial", "none"}, ",isa-serial=off"
+	if c.Console {
+		serial, machine = []string{"-serial", "file:" + ConsoleLog(c.Dir)}, ""
+	}
 	args := []string{
-		"-M", "microvm,accel=" + string(c.Accel) + ",isa-serial=off",
+		"-M", "microvm,accel=" + string(c.Accel) + machine,
 		"-cpu", cpuModel(c.Accel),
 		"-smp", strconv.Itoa(c.VCPUs),
 		"-m", strconv.Itoa(c.MemoryMiB) + "M",
 		"-nodefaults", "-no-user-config", "-nographic", "-display", "none",
-		"-serial", "none", "-monitor", "none", "-parallel", "none",
+		"-monitor", "none", "-parallel", "none",
 		"-no-reboot",
 		"-qmp", "unix:" + filepath.Join(c.Dir, qmpSocket) + ",server=on,wait=off",
 		// The guest's RNG seeds from the host's at boot and after every
@@ -143,12 +155,9 @@ func (c *Config) Args() ([]string, error) {
 		"-device", "virtio-rng-device,rng=rng0",
 	}
 	if c.Kernel != "" {
-		args = append(args, "-kernel", c.Kernel)
+		args = append(args, "-kernel", c.Kernel, "-append", c.kernelCmdline())
 		if c.Initrd != "" {
 			args = append(args, "-initrd", c.Initrd)
-		}
-		if c.Cmdline != "" {
-			args = append(args, "-append", c.Cmdline)
 		}
 	}
 	for i, d := range c.Disks {
@@ -168,7 +177,33 @@ func (c *Config) Args() ([]string, error) {
 	if c.Paused {
 		args = append(args, "-S")
 	}
-	return args, nil
+	return append(args, serial...), nil
+}
+
+// bootArgs are on every guest's kernel command line. panic=-1 restarts a
+// panicked guest at once, which -no-reboot turns into QEMU's exit: a
+// crashed guest is a VM that is gone, not one that hangs. The machine has
+// no PS/2 controller, no legacy timer check is worth its wait in a VM, and
+// quiet keeps the console (when there is one) from slowing the boot.
+const bootArgs = "panic=-1 no_timer_check i8042.noaux i8042.nokbd i8042.nopnp i8042.dumbkbd quiet"
+
+// kernelCmdline is bootArgs, what the machine needs, then c.Cmdline.
+func (c *Config) kernelCmdline() string {
+	args := []string{bootArgs}
+	if c.Console {
+		args = append(args, "console=ttyS0")
+	}
+	// Under emulation the guest's TSC runs at the host's rate, and the
+	// kernel measures it against the emulated PIT: on a busy host that
+	// measurement fails now and then, and the boot hangs for want of a
+	// clock. Telling the kernel the rate skips the measurement.
+	if khz := hostTSCkHz(); c.Accel == AccelTCG && khz > 0 {
+		args = append(args, "tsc_early_khz="+strconv.Itoa(khz))
+	}
+	if c.Cmdline != "" {
+		args = append(args, c.Cmdline)
+	}
+	return strings.Join(args, " ")
 }
 
 // cpuModel is the guest CPU: the host's own under KVM; under emulation,

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,4 +65,25 @@ func ChooseAccel() (Accel, string) {
 		return AccelKVM, why
 	}
 	return AccelTCG, "software emulation (TCG): " + why
+}
+
+// hostTSCkHz is the host CPU's clock in kHz as /proc/cpuinfo reports it
+// (the TSC's rate on CPUs with a constant TSC), or 0 if unknown.
+func hostTSCkHz() int {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(key) == "cpu MHz" {
+			mhz, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err != nil || mhz <= 0 {
+				return 0
+			}
+			return int(mhz * 1000)
+		}
+	}
+	return 0
 }

@@ -30,13 +30,28 @@ func firmwareOnly(t *testing.T) Config {
 	return Config{Dir: filepath.Join(t.TempDir(), "vm"), VCPUs: 1, MemoryMiB: 64, Accel: AccelTCG, Paused: true, AgentPort: "agentkernel"}
 }
 
+// startVM starts cfg's VM, killed and let go of when the test ends
+// whatever happened in it.
+func startVM(t *testing.T, cfg Config) *VM {
+	t.Helper()
+	vm, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		vm.Kill()
+		vm.Close()
+	})
+	return vm
+}
+
 func TestArgsAskForOnlyWhatTheSandboxNeeds(t *testing.T) {
 	dir := t.TempDir()
 	kernel, initrd, disk := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd"), filepath.Join(dir, "root.img")
 	for _, f := range []string{kernel, initrd, disk} {
 		os.WriteFile(f, []byte("x"), 0o600)
 	}
-	cfg := Config{Dir: filepath.Join(dir, "vm"), Kernel: kernel, Initrd: initrd, Cmdline: "quiet",
+	cfg := Config{Dir: filepath.Join(dir, "vm"), Kernel: kernel, Initrd: initrd, Cmdline: "agentkernel.port=x",
 		VCPUs: 2, MemoryMiB: 256, Accel: AccelTCG, Disks: []Disk{{Path: disk, ReadOnly: true}}, AgentPort: "agentkernel"}
 	args, err := cfg.Args()
 	if err != nil {
@@ -45,7 +60,7 @@ func TestArgsAskForOnlyWhatTheSandboxNeeds(t *testing.T) {
 	line := strings.Join(args, " ")
 	for _, want := range []string{
 		"-M microvm,accel=tcg", "-smp 2", "-m 256M", "-nodefaults", "-no-user-config",
-		"-kernel " + kernel, "-initrd " + initrd, "-append quiet",
+		"-kernel " + kernel, "-initrd " + initrd, "panic=-1", "agentkernel.port=x",
 		"file=" + disk + ",format=raw,readonly=on", "virtio-blk-device,drive=disk0",
 		"virtserialport,chardev=agent,name=agentkernel", "path=" + AgentSocket(cfg.Dir) + ",server=on",
 		"virtio-rng-device",
@@ -101,11 +116,7 @@ func TestLifeCycle(t *testing.T) {
 	t.Cleanup(func() { testutil.CheckNoLeaks(t, before) })
 	ctx := context.Background()
 	cfg := firmwareOnly(t)
-	vm, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
+	vm := startVM(t, cfg)
 	if st, err := vm.Status(ctx); err != nil || st != "prelaunch" {
 		t.Fatalf("status of a paused VM: %q, %v", st, err)
 	}
@@ -161,11 +172,7 @@ func TestKilledVMIsDetected(t *testing.T) {
 	t.Cleanup(func() { testutil.CheckNoLeaks(t, before) })
 	ctx := context.Background()
 	cfg := firmwareOnly(t)
-	vm, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
+	vm := startVM(t, cfg)
 	other, err := Open(ctx, cfg.Dir)
 	if err != nil {
 		t.Fatal(err)

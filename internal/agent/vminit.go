@@ -1,0 +1,278 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A microVM's agent is the guest's /init, started by the kernel with no
+// arguments. It sets up what a distribution's init would (the kernel
+// filesystems, the modules the guest kernel keeps its virtio drivers in),
+// then serves the host over a virtio-serial port.
+
+// modulesList is where the initramfs lists the modules to load, in order
+// (package guest writes it on the host).
+const modulesList = "/etc/agentkernel/modules"
+
+// Kernel command line parameters the host sets (package vmm/qemu users).
+const (
+	paramPort     = "agentkernel.port"
+	paramHostname = "agentkernel.hostname"
+)
+
+// defaultPort is the virtio-serial port's name when the command line
+// names none.
+const defaultPort = "agentkernel"
+
+// vmInit prepares the guest and returns the path of the agent's port.
+func vmInit(log *slog.Logger) (string, error) {
+	if err := mountKernelFilesystems(); err != nil {
+		return "", err
+	}
+	consoleStdio()
+	params := kernelParams()
+	if err := loadModules(log, modulesList); err != nil {
+		return "", err
+	}
+	if h := params[paramHostname]; h != "" {
+		if err := unix.Sethostname([]byte(h)); err != nil {
+			log.Warn("setting the hostname", "err", err)
+		}
+	}
+	if err := loopbackUp(); err != nil {
+		log.Warn("bringing up lo", "err", err)
+	}
+	name := params[paramPort]
+	if name == "" {
+		name = defaultPort
+	}
+	return findPort(name, 10*time.Second)
+}
+
+func mountKernelFilesystems() error {
+	for _, m := range []struct {
+		target, fstype, data string
+		flags                uintptr
+	}{
+		{"/proc", "proc", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{"/sys", "sysfs", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{"/dev", "devtmpfs", "mode=0755", unix.MS_NOSUID},
+		{"/dev/pts", "devpts", "newinstance,ptmxmode=0666,mode=0620", unix.MS_NOSUID | unix.MS_NOEXEC},
+		{"/dev/shm", "tmpfs", "mode=1777", unix.MS_NOSUID | unix.MS_NODEV},
+		{"/run", "tmpfs", "mode=0755", unix.MS_NOSUID | unix.MS_NODEV},
+		{"/tmp", "tmpfs", "mode=1777", unix.MS_NOSUID | unix.MS_NODEV},
+	} {
+		if err := os.MkdirAll(m.target, 0o755); err != nil {
+			return fmt.Errorf("mount point %s: %w", m.target, err)
+		}
+		if err := unix.Mount(m.fstype, m.target, m.fstype, m.flags, m.data); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mounting %s on %s: %w", m.fstype, m.target, err)
+		}
+	}
+	// /dev/ptmx must be the new devpts instance's, as in a container.
+	os.Remove("/dev/ptmx")
+	return os.Symlink("pts/ptmx", "/dev/ptmx")
+}
+
+// consoleStdio gives init the console as stdin, stdout and stderr when
+// the kernel could not (an initramfs has no /dev/console node until
+// devtmpfs is mounted), so the agent's log reaches the console.
+func consoleStdio() {
+	if _, err := unix.FcntlInt(2, unix.F_GETFD, 0); err == nil {
+		return
+	}
+	fd, err := unix.Open("/dev/console", unix.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return
+	}
+	for i := range 3 {
+		if i != fd {
+			unix.Dup3(fd, i, 0)
+		}
+	}
+	if fd > 2 {
+		unix.Close(fd)
+	}
+}
+
+// kernelParams reads /proc/cmdline's key=value words.
+func kernelParams() map[string]string {
+	b, _ := os.ReadFile("/proc/cmdline")
+	params := map[string]string{}
+	for _, w := range strings.Fields(string(b)) {
+		if k, v, ok := strings.Cut(w, "="); ok {
+			params[k] = v
+		}
+	}
+	return params
+}
+
+// loadModules loads the modules listed in file, in order; a module
+// already loaded (or built in) is not an error. No list: nothing to load.
+func loadModules(log *slog.Logger, file string) error {
+	f, err := os.Open(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		path := strings.TrimSpace(sc.Text())
+		if path == "" || strings.HasPrefix(path, "#") {
+			continue
+		}
+		if err := loadModule(path); err != nil {
+			return err
+		}
+		log.Debug("module loaded", "path", path)
+	}
+	return sc.Err()
+}
+
+func loadModule(path string) error {
+	m, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("module %s: %w", path, err)
+	}
+	defer m.Close()
+	if err := unix.FinitModule(int(m.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("loading module %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// findPort waits for the virtio-serial port called name to appear (its
+// driver probes devices after the module loads) and returns its device.
+func findPort(name string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		ports, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
+		for _, p := range ports {
+			if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == name {
+				return filepath.Join("/dev", filepath.Base(filepath.Dir(p))), nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no virtio-serial port named %q after %v", name, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// portListener hands out one connection at a time over a virtio-serial
+// port: the host's side of the port is a socket that one client holds at
+// a time, and when it lets go, the next one gets a fresh connection.
+type portListener struct {
+	path   string
+	free   chan struct{} // a token: no connection is open
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newPortListener(path string) *portListener {
+	l := &portListener{path: path, free: make(chan struct{}, 1), closed: make(chan struct{})}
+	l.free <- struct{}{}
+	return l
+}
+
+// Accept waits until the previous connection is closed and the host is
+// connected to the port (the port polls as hung up until then).
+func (l *portListener) Accept() (net.Conn, error) {
+	select {
+	case <-l.free:
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+	for {
+		c, err := l.open()
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case <-l.closed:
+			l.free <- struct{}{}
+			return nil, net.ErrClosed
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// open opens the port once the host is there to talk to.
+func (l *portListener) open() (net.Conn, error) {
+	fd, err := unix.Open(l.path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if _, err := unix.Poll(fds, 0); err != nil || fds[0].Revents&unix.POLLHUP != 0 {
+		unix.Close(fd)
+		return nil, fmt.Errorf("host not connected to %s", l.path)
+	}
+	c := &fileConn{File: os.NewFile(uintptr(fd), l.path)}
+	return &notifyConn{Conn: c, onClose: func() { l.free <- struct{}{} }}, nil
+}
+
+func (l *portListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *portListener) Addr() net.Addr { return fileAddr(l.path) }
+
+// vmMain is Main for the agent as a microVM's init. It never returns
+// normally: init exiting would panic the kernel, so every end — a stop
+// the host asked for, or a failure — restarts the machine, which QEMU
+// (run with -no-reboot) turns into its own exit.
+func vmMain(log *slog.Logger, grace time.Duration) int {
+	defer func() {
+		unix.Sync()
+		unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+	}()
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		log.Warn("making the agent undumpable", "err", err)
+	}
+	reserveThreads(8)
+	port, err := vmInit(log)
+	if err != nil {
+		log.Error("preparing the guest", "err", err)
+		return 1
+	}
+	s := New(Options{Logger: log, ReapAll: true, Init: true, Grace: grace})
+	ln := newPortListener(port)
+	log.Info("agent serving", "version", s.version, "port", port)
+	if err := s.Serve(context.Background(), ln); err != nil {
+		log.Error("serving", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,126 @@
+//go:build linux
+
+package guest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
+	"github.com/agentkernel-go/agentkernel/internal/testutil"
+	"github.com/agentkernel-go/agentkernel/internal/vmm/qemu"
+)
+
+// The kernel and initramfs this package prepares boot under QEMU's
+// microvm machine, and the agent, as the guest's init, serves the host
+// over the virtio-serial port: exec and file reads answer from inside a
+// guest with its own kernel, CPUs and memory.
+func TestGuestBootsAndServesTheAgent(t *testing.T) {
+	testutil.RequireRoot(t)
+	_, aptErr := exec.LookPath("apt-get")
+	testutil.Require(t, aptErr == nil, "needs apt-get (Debian host) for the guest kernel")
+	_, qemuErr := exec.LookPath("qemu-system-x86_64")
+	testutil.Require(t, qemuErr == nil, "needs qemu-system-x86_64 (apt-get install qemu-system-x86)")
+	before := testutil.Snapshot()
+	t.Cleanup(func() { testutil.CheckNoLeaks(t, before) })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	dir := t.TempDir()
+	k, err := FetchDebianKernel(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods, err := Modules(k.ModulesDir, DefaultModules...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd := filepath.Join(dir, "initrd.img")
+	if err := BuildInitramfs(ctx, k, testutil.BuildBinary(t, "agentkernel-agent"), mods, initrd); err != nil {
+		t.Fatal(err)
+	}
+	accel, why := qemu.ChooseAccel()
+	t.Logf("accelerator: %s", why)
+
+	vmDir := filepath.Join(dir, "vm")
+	start := time.Now()
+	vm, err := qemu.Start(ctx, qemu.Config{
+		Dir: vmDir, Kernel: k.Path, Initrd: initrd,
+		Cmdline: "agentkernel.hostname=first-light",
+		VCPUs:   2, MemoryMiB: 256, Accel: accel, AgentPort: "agentkernel", Console: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		vm.Kill()
+		vm.Close()
+		if err := qemu.Remove(vmDir); err != nil {
+			t.Error(err)
+		}
+	})
+	console := func() string {
+		b, _ := os.ReadFile(qemu.ConsoleLog(vmDir))
+		return string(b)
+	}
+	c := agentv1.NewClient(func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", qemu.AgentSocket(vmDir))
+	})
+	defer c.Close()
+
+	var stdout, stderr bytes.Buffer
+	st, err := c.Exec(ctx, agentv1.ExecSpec{Args: []string{"/init", "-version"}}, nil, &stdout, &stderr)
+	if err != nil || st.Code != 0 {
+		t.Fatalf("exec in the guest: %v, %+v, stderr %q; guest console:\n%s", err, st, stderr.String(), console())
+	}
+	t.Logf("first exec answered %v after start", time.Since(start))
+	if !strings.HasPrefix(stdout.String(), "agentkernel-agent ") {
+		t.Errorf("exec output %q", stdout.String())
+	}
+
+	read := func(path string) string {
+		rc, err := c.ReadFile(ctx, path)
+		if err != nil {
+			t.Fatalf("reading %s in the guest: %v", path, err)
+		}
+		defer rc.Close()
+		b, _ := io.ReadAll(rc)
+		return string(b)
+	}
+	host, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	if got := strings.TrimSpace(read("/proc/sys/kernel/osrelease")); got != k.Version || got == strings.TrimSpace(string(host)) {
+		t.Errorf("guest kernel %q: want %q, not the host's %q", got, k.Version, host)
+	}
+	if got := strings.TrimSpace(read("/proc/sys/kernel/hostname")); got != "first-light" {
+		t.Errorf("guest hostname %q", got)
+	}
+	if n := strings.Count(read("/proc/cpuinfo"), "processor\t:"); n != 2 {
+		t.Errorf("guest has %d CPUs, want 2", n)
+	}
+	var memKiB int
+	for _, line := range strings.Split(read("/proc/meminfo"), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			memKiB, _ = strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	if memKiB > 256<<10 || memKiB < 200<<10 {
+		t.Errorf("guest MemTotal %d KiB, want a little under 256 MiB", memKiB)
+	}
+
+	if err := vm.Quit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if qemu.Alive(vmDir) {
+		t.Error("VM alive after Quit")
+	}
+}
