@@ -27,6 +27,16 @@ type doctorReport struct {
 	Backends   []doctorBackend `json:"backends"`
 	// Network is the sandbox network path: usable, or why not.
 	Network doctorNetwork `json:"network"`
+	// MicroVM is what microVMs would run on: QEMU and its accelerator.
+	MicroVM doctorMicroVM `json:"microvm"`
+}
+
+// doctorMicroVM is the microVM part of `doctor --json`.
+type doctorMicroVM struct {
+	QEMU        string `json:"qemu,omitempty"`
+	QEMUError   string `json:"qemu_error,omitempty"`
+	Accelerator string `json:"accelerator"`
+	Reason      string `json:"accelerator_reason"`
 }
 
 // doctorNetwork is the network path's part of `doctor --json`.
@@ -71,6 +81,11 @@ locates the agent binary. It exits 0 when at least one backend is usable.`,
 			rep.Network = doctorNetwork{Mechanism: "userspace TCP/IP stack (gVisor netstack) on a TAP device, in agentkernel-server net", Usable: true}
 			if err := setup.NetworkUnavailable(a.getenv); err != nil {
 				rep.Network.Usable, rep.Network.Reason = false, err.Error()
+			}
+			qemuPath, qemuErr, accel, why := setup.MicroVM()
+			rep.MicroVM = doctorMicroVM{QEMU: qemuPath, Accelerator: string(accel), Reason: why}
+			if qemuErr != nil {
+				rep.MicroVM.QEMUError = qemuErr.Error()
 			}
 			if st, err := mgr.Daemons(cmd.Context()); err == nil {
 				rep.Network.Daemon, rep.Network.Sandboxes = st.Network, len(st.Networked)
@@ -127,6 +142,12 @@ func writeDoctor(a *app, rep doctorReport) {
 		daemon = fmt.Sprintf("running, serving %d sandboxes", rep.Network.Sandboxes)
 	}
 	fmt.Fprintf(a.stdout, "network daemon:        %s\n", daemon)
+	if rep.MicroVM.QEMUError != "" {
+		fmt.Fprintf(a.stdout, "microVM QEMU:          MISSING: %s\n", oneLine(rep.MicroVM.QEMUError))
+	} else {
+		fmt.Fprintf(a.stdout, "microVM QEMU:          %s\n", rep.MicroVM.QEMU)
+	}
+	fmt.Fprintf(a.stdout, "microVM acceleration:  %s (%s)\n", rep.MicroVM.Accelerator, oneLine(rep.MicroVM.Reason))
 }
 
 // isolationName names an isolation rank for people.

@@ -193,7 +193,8 @@ func TestDoctorJSONShape(t *testing.T) {
 	rep := doctorReport{Chosen: sandbox.Native, Agent: "/usr/local/bin/agentkernel-agent", Backends: []doctorBackend{
 		{Backend: sandbox.Native, Isolation: isolationName(sandbox.IsolationNative), Built: true, Usable: true},
 		{Backend: sandbox.Docker, Isolation: "-", Reason: "not yet supported in this build"},
-	}, Network: doctorNetwork{Mechanism: "netstack", Reason: "no /dev/net/tun"}}
+	}, Network: doctorNetwork{Mechanism: "netstack", Reason: "no /dev/net/tun"},
+		MicroVM: doctorMicroVM{QEMUError: "QEMU: qemu-system-x86_64 not found", Accelerator: "tcg", Reason: "no vmx or svm flag"}}
 	var buf bytes.Buffer
 	writeJSON(&buf, rep)
 	var got struct {
@@ -203,18 +204,24 @@ func TestDoctorJSONShape(t *testing.T) {
 			Backend, Isolation, Reason string
 			Built, Usable              bool
 		}
+		MicroVM struct {
+			QEMUError   string `json:"qemu_error"`
+			Accelerator string
+		}
 	}
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Chosen != "native" || len(got.Backends) != 2 || !got.Backends[0].Usable || got.Backends[1].Reason == "" {
+	if got.Chosen != "native" || len(got.Backends) != 2 || !got.Backends[0].Usable || got.Backends[1].Reason == "" ||
+		got.MicroVM.Accelerator != "tcg" || got.MicroVM.QEMUError == "" {
 		t.Errorf("doctor --json: %s", buf.String())
 	}
 	buf.Reset()
 	a := newApp(nil, &buf, &bytes.Buffer{})
 	writeDoctor(a, rep)
 	for _, want := range []string{"native", "namespaces", "usable", "docker", "not usable: not yet supported", "auto-detection picks:  native",
-		"sandbox network:       NOT USABLE (sandboxes get loopback only): no /dev/net/tun", "network daemon:        not running"} {
+		"sandbox network:       NOT USABLE (sandboxes get loopback only): no /dev/net/tun", "network daemon:        not running",
+		"microVM QEMU:          MISSING: QEMU: qemu-system-x86_64 not found", "microVM acceleration:  tcg (no vmx or svm flag)"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("doctor lacks %q:\n%s", want, buf.String())
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/agentkernel-go/agentkernel/internal/netd"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/service"
+	"github.com/agentkernel-go/agentkernel/internal/vmm/qemu"
 )
 
 // Defaults of the warm pool `run` uses (see internal/service/pool.go).
@@ -172,6 +173,14 @@ func NewRegistry(root, agentPath string, logger *slog.Logger) *sandbox.Registry 
 // network daemon), or returns nil. It touches no data root.
 func NetworkUnavailable(getenv func(string) string) error {
 	return netd.NewClient("", func() (string, error) { return FindServer(getenv) }).Probe()
+}
+
+// MicroVM says what microVMs would run on here: QEMU's path (or why there
+// is none) and the accelerator ProbeKVM allows, with the reason.
+func MicroVM() (qemuPath string, qemuErr error, accel qemu.Accel, why string) {
+	qemuPath, qemuErr = qemu.Find("")
+	accel, why = qemu.ChooseAccel()
+	return qemuPath, qemuErr, accel, why
 }
 
 // Config is what Manager needs besides the environment.

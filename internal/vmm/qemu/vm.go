@@ -41,11 +41,9 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	bin := cfg.Binary
-	if bin == "" {
-		if bin, err = exec.LookPath("qemu-system-x86_64"); err != nil {
-			return nil, fmt.Errorf("QEMU: qemu-system-x86_64 not found (apt-get install qemu-system-x86): %w", errdefs.ErrUnavailable)
-		}
+	bin, err := Find(cfg.Binary)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("VM directory: %w", err)
@@ -88,6 +86,19 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		return fail(fmt.Errorf("QEMU: %w%s", err, logTail(cfg.Dir)))
 	}
 	return vm, nil
+}
+
+// Find returns binary's path, or where qemu-system-x86_64 is on PATH
+// when binary is empty.
+func Find(binary string) (string, error) {
+	if binary == "" {
+		binary = "qemu-system-x86_64"
+	}
+	p, err := exec.LookPath(binary)
+	if err != nil {
+		return "", fmt.Errorf("QEMU: %s not found (apt-get install qemu-system-x86): %w", binary, errdefs.ErrUnavailable)
+	}
+	return p, nil
 }
 
 // Open finds the VM running in dir again. A VM that is gone gives

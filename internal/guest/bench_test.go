@@ -1,0 +1,68 @@
+//go:build linux
+
+package guest
+
+import (
+	"context"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
+	"github.com/agentkernel-go/agentkernel/internal/testutil"
+	"github.com/agentkernel-go/agentkernel/internal/vmm/qemu"
+)
+
+// BenchmarkColdBoot times a microVM from QEMU's start until its agent has
+// answered an exec, then kills it: the cold-start floor of the microvm
+// backend (no image disk yet; the initramfs is the root).
+//
+//	go test -run '^$' -bench ColdBoot -benchtime 10x ./internal/guest/
+func BenchmarkColdBoot(b *testing.B) {
+	testutil.RequireRoot(b)
+	_, qemuErr := exec.LookPath("qemu-system-x86_64")
+	testutil.Require(b, qemuErr == nil, "needs qemu-system-x86_64")
+	ctx := context.Background()
+	dir := b.TempDir()
+	k, err := FetchDebianKernel(ctx, dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mods, err := Modules(k.ModulesDir, DefaultModules...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	initrd := filepath.Join(dir, "initrd.img")
+	if err := BuildInitramfs(ctx, k, testutil.BuildBinary(b, "agentkernel-agent"), mods, initrd); err != nil {
+		b.Fatal(err)
+	}
+	accel, _ := qemu.ChooseAccel()
+	vmDir := filepath.Join(dir, "vm")
+	b.ResetTimer()
+	for b.Loop() {
+		vm, err := qemu.Start(ctx, qemu.Config{Dir: vmDir, Kernel: k.Path, Initrd: initrd,
+			VCPUs: 1, MemoryMiB: 256, Accel: accel, AgentPort: "agentkernel"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := agentv1.NewClient(func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", qemu.AgentSocket(vmDir))
+		})
+		ectx, cancel := context.WithTimeout(ctx, time.Minute)
+		st, err := c.Exec(ectx, agentv1.ExecSpec{Args: []string{"/init", "-version"}}, nil, io.Discard, io.Discard)
+		cancel()
+		c.Close()
+		b.StopTimer()
+		vm.Kill()
+		vm.Close()
+		qemu.Remove(vmDir)
+		if err != nil || st.Code != 0 {
+			b.Fatalf("exec: %v %+v", err, st)
+		}
+		b.StartTimer()
+	}
+}
