@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	v1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 )
 
 // A microVM's agent is the guest's /init, started by the kernel with no
@@ -31,19 +33,19 @@ const (
 	paramHostname = "agentkernel.hostname"
 )
 
-// defaultPort is the virtio-serial port's name when the command line
+// defaultPort is the virtio-serial ports' name when the command line
 // names none.
 const defaultPort = "agentkernel"
 
-// vmInit prepares the guest and returns the path of the agent's port.
-func vmInit(log *slog.Logger) (string, error) {
+// vmInit prepares the guest and returns the devices of the agent's ports.
+func vmInit(log *slog.Logger) ([]string, error) {
 	if err := mountKernelFilesystems(); err != nil {
-		return "", err
+		return nil, err
 	}
 	consoleStdio()
 	params := kernelParams()
 	if err := loadModules(log, modulesList); err != nil {
-		return "", err
+		return nil, err
 	}
 	if h := params[paramHostname]; h != "" {
 		if err := unix.Sethostname([]byte(h)); err != nil {
@@ -57,7 +59,7 @@ func vmInit(log *slog.Logger) (string, error) {
 	if name == "" {
 		name = defaultPort
 	}
-	return findPort(name, 10*time.Second)
+	return findPorts(name, 10*time.Second)
 }
 
 func mountKernelFilesystems() error {
@@ -171,23 +173,93 @@ func loopbackUp() error {
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
-// findPort waits for the virtio-serial port called name to appear (its
-// driver probes devices after the module loads) and returns its device.
-func findPort(name string, timeout time.Duration) (string, error) {
+// findPorts waits for the virtio-serial ports called name.0, name.1, ...
+// to appear (their driver probes devices after the module loads) and
+// returns their devices. The host makes them all at once, but the guest
+// may see them one by one: it waits until the count holds still.
+func findPorts(name string, timeout time.Duration) ([]string, error) {
 	deadline := time.Now().Add(timeout)
+	var found []string
+	stable := 0
 	for {
+		prev := len(found)
+		found = found[:0]
 		ports, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
 		for _, p := range ports {
-			if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == name {
-				return filepath.Join("/dev", filepath.Base(filepath.Dir(p))), nil
+			b, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			if n := strings.TrimSpace(string(b)); strings.HasPrefix(n, name+".") {
+				found = append(found, filepath.Join("/dev", filepath.Base(filepath.Dir(p))))
 			}
 		}
+		if len(found) > 0 && len(found) == prev {
+			if stable++; stable == 4 {
+				return found, nil
+			}
+		} else {
+			stable = 0
+		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("no virtio-serial port named %q after %v", name, timeout)
+			if len(found) > 0 {
+				return found, nil
+			}
+			return nil, fmt.Errorf("no virtio-serial port named %s.N after %v", name, timeout)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// fanIn accepts from several listeners at once.
+type fanIn struct {
+	lns    []net.Listener
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newFanIn(lns ...net.Listener) *fanIn {
+	f := &fanIn{lns: lns, conns: make(chan net.Conn), closed: make(chan struct{})}
+	for _, ln := range lns {
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				select {
+				case f.conns <- c:
+				case <-f.closed:
+					c.Close()
+					return
+				}
+			}
+		}()
+	}
+	return f
+}
+
+func (f *fanIn) Accept() (net.Conn, error) {
+	select {
+	case c := <-f.conns:
+		return c, nil
+	case <-f.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (f *fanIn) Close() error {
+	f.once.Do(func() {
+		close(f.closed)
+		for _, ln := range f.lns {
+			ln.Close()
+		}
+	})
+	return nil
+}
+
+func (f *fanIn) Addr() net.Addr { return f.lns[0].Addr() }
 
 // portListener hands out one connection at a time over a virtio-serial
 // port: the host's side of the port is a socket that one client holds at
@@ -238,8 +310,13 @@ func (l *portListener) open() (net.Conn, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("host not connected to %s", l.path)
 	}
-	c := &fileConn{File: os.NewFile(uintptr(fd), l.path)}
-	return &notifyConn{Conn: c, onClose: func() { l.free <- struct{}{} }}, nil
+	c := &notifyConn{Conn: &fileConn{File: os.NewFile(uintptr(fd), l.path)}, onClose: func() { l.free <- struct{}{} }}
+	sc, err := v1.AcceptSerial(c)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return sc, nil
 }
 
 func (l *portListener) Close() error {
@@ -262,14 +339,18 @@ func vmMain(log *slog.Logger, grace time.Duration) int {
 		log.Warn("making the agent undumpable", "err", err)
 	}
 	reserveThreads(8)
-	port, err := vmInit(log)
+	ports, err := vmInit(log)
 	if err != nil {
 		log.Error("preparing the guest", "err", err)
 		return 1
 	}
 	s := New(Options{Logger: log, ReapAll: true, Init: true, Grace: grace})
-	ln := newPortListener(port)
-	log.Info("agent serving", "version", s.version, "port", port)
+	lns := make([]net.Listener, len(ports))
+	for i, p := range ports {
+		lns[i] = newPortListener(p)
+	}
+	ln := newFanIn(lns...)
+	log.Info("agent serving", "version", s.version, "ports", ports)
 	if err := s.Serve(context.Background(), ln); err != nil {
 		log.Error("serving", "err", err)
 		return 1

@@ -48,10 +48,7 @@ func BenchmarkColdBoot(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		c := agentv1.NewClient(func(ctx context.Context) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", qemu.AgentSocket(vmDir))
-		})
+		c := agentv1.NewClient(func(ctx context.Context) (net.Conn, error) { return qemu.DialAgent(ctx, vmDir) })
 		ectx, cancel := context.WithTimeout(ctx, time.Minute)
 		st, err := c.Exec(ectx, agentv1.ExecSpec{Args: []string{"/init", "-version"}}, nil, io.Discard, io.Discard)
 		cancel()

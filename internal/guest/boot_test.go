@@ -72,10 +72,7 @@ func TestGuestBootsAndServesTheAgent(t *testing.T) {
 		b, _ := os.ReadFile(qemu.ConsoleLog(vmDir))
 		return string(b)
 	}
-	c := agentv1.NewClient(func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", qemu.AgentSocket(vmDir))
-	})
+	c := agentv1.NewClient(func(ctx context.Context) (net.Conn, error) { return qemu.DialAgent(ctx, vmDir) })
 	defer c.Close()
 
 	var stdout, stderr bytes.Buffer
@@ -115,6 +112,26 @@ func TestGuestBootsAndServesTheAgent(t *testing.T) {
 	}
 	if memKiB > 256<<10 || memKiB < 200<<10 {
 		t.Errorf("guest MemTotal %d KiB, want a little under 256 MiB", memKiB)
+	}
+
+	// c holds one port for as long as it lives; others get theirs, and a
+	// port comes back when its client lets go.
+	var others []*agentv1.Client
+	for range 3 {
+		o := agentv1.NewClient(func(ctx context.Context) (net.Conn, error) { return qemu.DialAgent(ctx, vmDir) })
+		others = append(others, o)
+		if st, err := o.Exec(ctx, agentv1.ExecSpec{Args: []string{"/init", "-version"}}, nil, io.Discard, io.Discard); err != nil || st.Code != 0 {
+			t.Fatalf("exec from a client of its own: %v %+v", err, st)
+		}
+	}
+	others[0].Close()
+	again := agentv1.NewClient(func(ctx context.Context) (net.Conn, error) { return qemu.DialAgent(ctx, vmDir) })
+	if st, err := again.Exec(ctx, agentv1.ExecSpec{Args: []string{"/init", "-version"}}, nil, io.Discard, io.Discard); err != nil || st.Code != 0 {
+		t.Fatalf("exec over a port given back: %v %+v", err, st)
+	}
+	again.Close()
+	for _, o := range others[1:] {
+		o.Close()
 	}
 
 	if err := vm.Quit(ctx); err != nil {

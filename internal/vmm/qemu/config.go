@@ -43,9 +43,14 @@ type Config struct {
 	MemoryMiB               int
 	Accel                   Accel
 	Disks                   []Disk
-	// AgentPort names the virtio-serial port the guest's agent listens
-	// on; the host reaches it at AgentSocket(Dir). Empty: no port.
+	// AgentPort names the virtio-serial ports the guest's agent listens
+	// on ("NAME.0", "NAME.1", ...); DialAgent reaches a free one. Empty:
+	// no port.
 	AgentPort string
+	// AgentPorts is how many (default 4). A port carries one connection
+	// at a time, so this many processes can talk to the agent at once;
+	// each multiplexes its calls over its connection.
+	AgentPorts int
 	// Paused starts the VM without running it (QEMU's -S).
 	Paused bool
 	// Console writes the guest's serial console to ConsoleLog(Dir), for
@@ -57,7 +62,8 @@ type Config struct {
 // The files of a VM's directory.
 const (
 	qmpSocket   = "qmp.sock"
-	agentSocket = "agent.sock"
+	agentSocket = "agent-%d.sock"
+	agentLock   = "agent-%d.lock"
 	pidFile     = "qemu.pid"
 	logFile     = "qemu.log"
 	consoleFile = "console.log"
@@ -66,8 +72,16 @@ const (
 // ConsoleLog is where the guest's console goes, with Config.Console.
 func ConsoleLog(dir string) string { return filepath.Join(dir, consoleFile) }
 
-// AgentSocket is where the host connects to the guest agent's port.
-func AgentSocket(dir string) string { return filepath.Join(dir, agentSocket) }
+// AgentSocket is where the host connects to the guest agent's port i.
+func AgentSocket(dir string, i int) string { return filepath.Join(dir, fmt.Sprintf(agentSocket, i)) }
+
+// defaultAgentPorts: the server, a pool maintainer and a couple of CLI
+// commands at once.
+const defaultAgentPorts = 4
+
+// maxAgentPorts is what one virtio-serial device offers, less port 0
+// (reserved for a console).
+const maxAgentPorts = 30
 
 // Limits of what a VM may ask for. The memory floor is what a guest kernel
 // and the agent need to boot at all.
@@ -123,6 +137,9 @@ func (c *Config) validate() error {
 	if strings.ContainsAny(c.AgentPort, ",= ") {
 		return bad("agent port name %q", c.AgentPort)
 	}
+	if c.AgentPorts < 0 || c.AgentPorts > maxAgentPorts {
+		return bad("agent ports %d: at most %d", c.AgentPorts, maxAgentPorts)
+	}
 	return nil
 }
 
@@ -168,16 +185,26 @@ func (c *Config) Args() ([]string, error) {
 		args = append(args, "-drive", drive, "-device", fmt.Sprintf("virtio-blk-device,drive=disk%d", i))
 	}
 	if c.AgentPort != "" {
-		args = append(args,
-			"-chardev", "socket,id=agent,path="+AgentSocket(c.Dir)+",server=on,wait=off",
-			"-device", "virtio-serial-device,max_ports=2",
-			"-device", "virtserialport,chardev=agent,name="+c.AgentPort,
-		)
+		n := c.agentPorts()
+		args = append(args, "-device", fmt.Sprintf("virtio-serial-device,max_ports=%d", n+1))
+		for i := range n {
+			args = append(args,
+				"-chardev", fmt.Sprintf("socket,id=agent%d,path=%s,server=on,wait=off", i, AgentSocket(c.Dir, i)),
+				"-device", fmt.Sprintf("virtserialport,chardev=agent%d,name=%s.%d,nr=%d", i, c.AgentPort, i, i+1),
+			)
+		}
 	}
 	if c.Paused {
 		args = append(args, "-S")
 	}
 	return append(args, serial...), nil
+}
+
+func (c *Config) agentPorts() int {
+	if c.AgentPorts == 0 {
+		return defaultAgentPorts
+	}
+	return c.AgentPorts
 }
 
 // bootArgs are on every guest's kernel command line. panic=-1 restarts a

@@ -62,7 +62,8 @@ func TestArgsAskForOnlyWhatTheSandboxNeeds(t *testing.T) {
 		"-M microvm,accel=tcg", "-smp 2", "-m 256M", "-nodefaults", "-no-user-config",
 		"-kernel " + kernel, "-initrd " + initrd, "panic=-1", "agentkernel.port=x",
 		"file=" + disk + ",format=raw,readonly=on", "virtio-blk-device,drive=disk0",
-		"virtserialport,chardev=agent,name=agentkernel", "path=" + AgentSocket(cfg.Dir) + ",server=on",
+		"virtserialport,chardev=agent0,name=agentkernel.0", "virtserialport,chardev=agent3,name=agentkernel.3",
+		"path=" + AgentSocket(cfg.Dir, 3) + ",server=on",
 		"virtio-rng-device",
 	} {
 		if !strings.Contains(line, want) {
@@ -94,6 +95,7 @@ func TestBadConfigsAreRefused(t *testing.T) {
 		"missing disk":        func(c *Config) { c.Disks = []Disk{{Path: filepath.Join(dir, "nope")}} },
 		"comma in disk path":  func(c *Config) { c.Disks = []Disk{{Path: "/etc/host,name"}} },
 		"bad port name":       func(c *Config) { c.AgentPort = "a,b" },
+		"too many ports":      func(c *Config) { c.AgentPort, c.AgentPorts = "a", 31 },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -120,8 +122,10 @@ func TestLifeCycle(t *testing.T) {
 	if st, err := vm.Status(ctx); err != nil || st != "prelaunch" {
 		t.Fatalf("status of a paused VM: %q, %v", st, err)
 	}
-	if _, err := os.Stat(AgentSocket(cfg.Dir)); err != nil {
-		t.Errorf("agent socket: %v", err)
+	for i := range defaultAgentPorts {
+		if _, err := os.Stat(AgentSocket(cfg.Dir, i)); err != nil {
+			t.Errorf("agent socket: %v", err)
+		}
 	}
 	if _, err := Start(ctx, cfg); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Errorf("second Start in the same directory: %v, want already exists", err)
@@ -162,6 +166,45 @@ func TestLifeCycle(t *testing.T) {
 	if _, err := os.Stat(cfg.Dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Remove left %s", cfg.Dir)
 	}
+}
+
+// Each agent port carries one client: a free one is taken, a client
+// waits while all are taken, and a port comes back when its connection
+// closes. (With no guest here, nothing answers the session's sync: the
+// ports are taken without it.)
+func TestAgentPortsAreTakenOneClientEach(t *testing.T) {
+	requireQEMU(t)
+	cfg := firmwareOnly(t)
+	cfg.AgentPorts = 2
+	startVM(t, cfg)
+	ctx := context.Background()
+	a, err := takePort(ctx, cfg.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := takePort(ctx, cfg.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.RemoteAddr().String() == b.RemoteAddr().String() {
+		t.Fatalf("two clients on one port: %s", a.RemoteAddr())
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if c, err := takePort(short, cfg.Dir); err == nil {
+		c.Close()
+		t.Fatal("a third client got a port of two")
+	}
+	a.Close()
+	c, err := takePort(ctx, cfg.Dir)
+	if err != nil {
+		t.Fatalf("port not given back: %v", err)
+	}
+	if c.RemoteAddr().String() != a.RemoteAddr().String() {
+		t.Errorf("got %s, want the freed %s", c.RemoteAddr(), a.RemoteAddr())
+	}
+	c.Close()
+	b.Close()
 }
 
 // A QEMU killed from outside is seen as gone by every handle and by the

@@ -300,8 +300,14 @@ func isOurs(pid int, dir string) bool {
 }
 
 func removeRuntimeFiles(dir string) {
-	for _, f := range []string{qmpSocket, agentSocket, pidFile} {
+	for _, f := range []string{qmpSocket, pidFile} {
 		os.Remove(filepath.Join(dir, f))
+	}
+	for _, pattern := range []string{"agent-*.sock", "agent-*.lock"} {
+		files, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, f := range files {
+			os.Remove(f)
+		}
 	}
 }
 
