@@ -310,13 +310,13 @@ func (l *portListener) open() (net.Conn, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("host not connected to %s", l.path)
 	}
-	c := &notifyConn{Conn: &fileConn{File: os.NewFile(uintptr(fd), l.path)}, onClose: func() { l.free <- struct{}{} }}
-	sc, err := v1.AcceptSerial(c)
+	raw := &fileConn{File: os.NewFile(uintptr(fd), l.path)}
+	sc, err := v1.AcceptSerial(raw)
 	if err != nil {
-		c.Close()
+		raw.Close() // Accept still holds the token and tries again
 		return nil, err
 	}
-	return sc, nil
+	return &notifyConn{Conn: sc, onClose: func() { l.free <- struct{}{} }}, nil
 }
 
 func (l *portListener) Close() error {
