@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	v1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
+	"github.com/agentkernel-go/agentkernel/internal/netif"
 )
 
 // A microVM's agent is the guest's /init, started by the kernel with no
@@ -52,7 +53,7 @@ func vmInit(log *slog.Logger) ([]string, error) {
 			log.Warn("setting the hostname", "err", err)
 		}
 	}
-	if err := loopbackUp(); err != nil {
+	if err := netif.LoopbackUp(); err != nil {
 		log.Warn("bringing up lo", "err", err)
 	}
 	name := params[paramPort]
@@ -154,23 +155,6 @@ func loadModule(path string) error {
 		return fmt.Errorf("loading module %s: %w", filepath.Base(path), err)
 	}
 	return nil
-}
-
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return err
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
 // findPorts waits for the virtio-serial ports called name.0, name.1, ...

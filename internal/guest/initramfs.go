@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/cavaliergopher/cpio"
+	"github.com/google/renameio/v2"
 )
 
 // ModuleListPath is where BuildInitramfs records the modules to load, in
@@ -180,7 +181,7 @@ func writeEntry(cw *cpio.Writer, f File) error {
 // Modules returns them) under /lib/modules/VERSION, and ModuleListPath
 // naming them in load order. out is replaced atomically, so a VMM starting
 // concurrently never sees a half-written archive.
-func BuildInitramfs(ctx context.Context, k *Kernel, initBinary string, modules []string, out string) (err error) {
+func BuildInitramfs(ctx context.Context, k *Kernel, initBinary string, modules []string, out string) error {
 	if k == nil || k.Version == "" || k.ModulesDir == "" {
 		return errors.New("initramfs: kernel has no version or modules directory")
 	}
@@ -199,29 +200,15 @@ func BuildInitramfs(ctx context.Context, k *Kernel, initBinary string, modules [
 		return fmt.Errorf("initramfs: %w", err)
 	}
 
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
+	pf, err := renameio.NewPendingFile(out, renameio.WithPermissions(0o644))
 	if err != nil {
 		return fmt.Errorf("initramfs: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := WriteInitramfs(ctxWriter{ctx, tmp}, files); err != nil {
+	defer pf.Cleanup()
+	if err := WriteInitramfs(ctxWriter{ctx, pf}, files); err != nil {
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("initramfs: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("initramfs: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("initramfs: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
+	if err := pf.CloseAtomicallyReplace(); err != nil {
 		return fmt.Errorf("initramfs: %w", err)
 	}
 	return nil

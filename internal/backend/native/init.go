@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/agentkernel-go/agentkernel/internal/cgroups"
+	"github.com/agentkernel-go/agentkernel/internal/netif"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
 	"github.com/agentkernel-go/agentkernel/internal/seccomp"
 )
@@ -70,7 +71,7 @@ func runInit() (stage string, err error) {
 		if err := sendTAP(cfg.NetFD); err != nil {
 			return "network", err
 		}
-	} else if err := loopbackUp(); err != nil {
+	} else if err := netif.LoopbackUp(); err != nil {
 		return "loopback", err
 	}
 	root, err := buildRoot(&cfg)

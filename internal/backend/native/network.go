@@ -74,22 +74,3 @@ func receiveTAP(ctx context.Context, sock *os.File) (*os.File, error) {
 		return nil, fmt.Errorf("waiting for the sandbox's network interface: %w", ctx.Err())
 	}
 }
-
-// loopbackUp brings up lo in the sandbox's new network namespace, its only
-// interface (network mode "none").
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return err
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP | unix.IFF_RUNNING)
-	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
-}
