@@ -20,7 +20,8 @@ export CI=${CI:-true}
 packages=(procps iproute2 util-linux busybox-static ca-certificates git)
 # QEMU runs the microvm backend's VMs (software emulation where KVM cannot
 # boot guests); qemu-system-x86 without its recommends is the emulator alone.
-packages+=(qemu-system-x86)
+# e2fsprogs builds their disks (mkfs.ext4 -d, debugfs).
+packages+=(qemu-system-x86 e2fsprogs)
 # node and npm run the published agentkernel SDK against a live server
 # (internal/server/e2e_test.go); Debian's are recent enough (fetch, ESM).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

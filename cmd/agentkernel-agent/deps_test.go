@@ -17,6 +17,7 @@ func TestAgentDependencies(t *testing.T) {
 		"golang.org/x/sys/",
 		"github.com/agentkernel-go/agentkernel/api/agent/v1",
 		"github.com/agentkernel-go/agentkernel/internal/agent",
+		"github.com/agentkernel-go/agentkernel/internal/caps",
 		"github.com/agentkernel-go/agentkernel/internal/netif",
 		"github.com/agentkernel-go/agentkernel/internal/xattr",
 		"github.com/agentkernel-go/agentkernel/cmd/agentkernel-agent",

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	grace := fl.Duration("grace", 5*time.Second, "on shutdown, time between forwarding the signal and SIGKILL")
 	idleExit := fl.Duration("idle-exit", 0, "exit once idle (no request, no process) for this long; 0: never")
 	version := fl.Bool("version", false, "print the version and exit")
+	// The stages of a microVM's serving agent (vmsandbox.go), started by
+	// the guest's init: not for users.
+	vmSandbox := fl.String(flagVMSandbox, "", "microVM guest only: confine the sandbox, then serve these ports")
+	vmServe := fl.String(flagVMServe, "", "microVM guest only: serve these ports")
+	vmStrict := fl.Bool("vm-strict", false, "microVM guest only: the restrictive profile's capabilities")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -59,9 +65,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			n++
 		}
 	}
-	// A microVM's kernel starts its /init with no arguments.
-	vm := n == 0 && fl.NArg() == 0 && os.Getpid() == 1
-	if vm {
+	switch {
+	case *vmSandbox != "":
+		err := confineSandbox(*vmSandbox, *grace, *vmStrict)
+		log.Error("confining the microVM sandbox", "err", err)
+		return 1
+	case *vmServe != "":
+		ignoreSignals()
+		if err := serveSandbox(log, strings.Split(*vmServe, ","), *grace); err != nil {
+			log.Error("serving", "err", err)
+			return 1
+		}
+		return 0
+	case n == 0 && fl.NArg() == 0 && os.Getpid() == 1:
+		// A microVM's kernel starts its /init with no arguments.
 		return vmMain(log, *grace)
 	}
 	if n != 1 || fl.NArg() != 0 {
@@ -85,17 +102,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	// Catch signals that would otherwise end the agent: as init a workload
-	// must not be able to kill it with SIGQUIT or SIGUSR1, and SIGPIPE on a
-	// closed log stream must not kill it either. Handled (not ignored)
-	// signals are reset to default in children, so workloads see normal
-	// dispositions.
-	sink := make(chan os.Signal, 8)
-	signal.Notify(sink, unix.SIGPIPE, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU)
-	go func() {
-		for range sink {
-		}
-	}()
+	ignoreSignals()
 
 	s := New(Options{Logger: log, ReapAll: isInit || *subreaper, Init: isInit, Grace: *grace, IdleExit: *idleExit})
 	ln, cleanup, err := listener(*listenFD, *listen, *connFD, s)
@@ -122,6 +129,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("agent stopped")
 	return 0
+}
+
+// ignoreSignals catches the signals that would otherwise end or stop the
+// agent: as init a workload must not be able to kill it with SIGQUIT or
+// SIGUSR1, and SIGPIPE on a closed log stream must not kill it either.
+// Handled (not ignored) signals are reset to default in children, so
+// workloads see normal dispositions.
+func ignoreSignals() {
+	sink := make(chan os.Signal, 8)
+	signal.Notify(sink, unix.SIGPIPE, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU)
+	go func() {
+		for range sink {
+		}
+	}()
 }
 
 // reserveThreads makes the runtime create n OS threads now and keep them

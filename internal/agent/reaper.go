@@ -21,6 +21,10 @@ import (
 // process (os/exec in a test binary).
 type reaper struct {
 	all bool
+	// beforeExit, if set, runs between reaping a child and reporting its
+	// exit (a microVM's agent writes the guest's dirty pages to disk, so a
+	// command's files outlive a crash of the VM once it has returned).
+	beforeExit func()
 
 	mu      sync.Mutex
 	waiting map[int]chan exitInfo // registered pid -> its status, delivered once
@@ -39,14 +43,15 @@ type exitInfo struct {
 	at     time.Time
 }
 
-func newReaper(all bool) *reaper {
+func newReaper(all bool, beforeExit func()) *reaper {
 	r := &reaper{
-		all:     all,
-		waiting: make(map[int]chan exitInfo),
-		sigc:    make(chan os.Signal, 1),
-		kick:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		all:        all,
+		beforeExit: beforeExit,
+		waiting:    make(map[int]chan exitInfo),
+		sigc:       make(chan os.Signal, 1),
+		kick:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	signal.Notify(r.sigc, unix.SIGCHLD)
 	go r.run()
@@ -126,6 +131,7 @@ func (r *reaper) reap() {
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(pid, &ws, unix.WNOHANG|unix.WALL, nil)
 		if got == pid {
+			r.exited()
 			ch <- exitInfo{status: ws, at: time.Now()}
 			delete(r.waiting, pid)
 		} else if errors.Is(err, unix.ECHILD) {
@@ -133,6 +139,12 @@ func (r *reaper) reap() {
 			ch <- exitInfo{status: unix.WaitStatus(unix.SIGKILL), at: time.Now()}
 			delete(r.waiting, pid)
 		}
+	}
+}
+
+func (r *reaper) exited() {
+	if r.beforeExit != nil {
+		r.beforeExit()
 	}
 }
 
@@ -151,6 +163,7 @@ func (r *reaper) reapAll() {
 			}
 			return
 		}
+		r.exited()
 		r.mu.Lock()
 		if ch, ok := r.waiting[pid]; ok {
 			ch <- exitInfo{status: ws, at: time.Now()}

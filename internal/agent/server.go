@@ -37,11 +37,21 @@ type Options struct {
 	// Grace is how long shutdown waits after the first signal before
 	// SIGKILL (5s if zero).
 	Grace time.Duration
+	// SyncOnExit writes every filesystem's dirty data to disk whenever a
+	// child exits, before its exit is reported.
+	SyncOnExit bool
 	// IdleExit shuts the agent down (and so, as init, the sandbox) once no
 	// request has been handled and no process has run for this long; a
 	// sandbox nobody uses then frees its host resources without a daemon
 	// watching it. Zero disables it.
 	IdleExit time.Duration
+}
+
+func syncIf(on bool) func() {
+	if !on {
+		return nil
+	}
+	return unix.Sync
 }
 
 // maxJSONBody bounds JSON request bodies; file bodies are unbounded streams.
@@ -84,7 +94,7 @@ func New(opts Options) *Server {
 		idleExit: opts.IdleExit,
 		version:  buildVersion(),
 		ownProc:  procIsOurs(),
-		reaper:   newReaper(opts.ReapAll),
+		reaper:   newReaper(opts.ReapAll, syncIf(opts.SyncOnExit)),
 		groups:   make(map[int]struct{}),
 		stopping: make(chan struct{}),
 	}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,39 +27,53 @@ import (
 // (package guest writes it on the host).
 const modulesList = "/etc/agentkernel/modules"
 
-// Kernel command line parameters the host sets (package vmm/qemu users).
-const (
-	paramPort     = "agentkernel.port"
-	paramHostname = "agentkernel.hostname"
-)
-
 // defaultPort is the virtio-serial ports' name when the command line
 // names none.
 const defaultPort = "agentkernel"
 
-// vmInit prepares the guest and returns the devices of the agent's ports.
-func vmInit(log *slog.Logger) ([]string, error) {
+// nicName is the guest's one network interface, virtio-net's first.
+const nicName = "eth0"
+
+// vmInit prepares the guest: the kernel filesystems, the modules, the
+// sandbox's root, and returns the boot configuration and the devices of
+// the agent's ports.
+func vmInit(log *slog.Logger) (v1.BootConfig, []string, error) {
 	if err := mountKernelFilesystems(); err != nil {
-		return nil, err
+		return v1.BootConfig{}, nil, err
 	}
 	consoleStdio()
-	params := kernelParams()
-	if err := loadModules(log, modulesList); err != nil {
-		return nil, err
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return v1.BootConfig{}, nil, err
 	}
-	if h := params[paramHostname]; h != "" {
-		if err := unix.Sethostname([]byte(h)); err != nil {
+	cfg, err := v1.ParseBootConfig(string(cmdline))
+	if err != nil {
+		return cfg, nil, err
+	}
+	if err := loadModules(log, modulesList); err != nil {
+		return cfg, nil, err
+	}
+	if err := switchRoot(cfg); err != nil {
+		return cfg, nil, fmt.Errorf("the sandbox's root: %w", err)
+	}
+	if cfg.Hostname != "" {
+		if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 			log.Warn("setting the hostname", "err", err)
 		}
 	}
 	if err := netif.LoopbackUp(); err != nil {
 		log.Warn("bringing up lo", "err", err)
 	}
-	name := params[paramPort]
-	if name == "" {
-		name = defaultPort
+	if len(cfg.Addrs) > 0 {
+		if err := netif.Configure(nicName, cfg.MTU, cfg.Addrs, cfg.Gateways); err != nil {
+			return cfg, nil, fmt.Errorf("the network interface: %w", err)
+		}
 	}
-	return findPorts(name, 10*time.Second)
+	if cfg.Port == "" {
+		cfg.Port = defaultPort
+	}
+	ports, err := findPorts(cfg.Port, 10*time.Second)
+	return cfg, ports, err
 }
 
 func mountKernelFilesystems() error {
@@ -107,18 +120,6 @@ func consoleStdio() {
 	if fd > 2 {
 		unix.Close(fd)
 	}
-}
-
-// kernelParams reads /proc/cmdline's key=value words.
-func kernelParams() map[string]string {
-	b, _ := os.ReadFile("/proc/cmdline")
-	params := map[string]string{}
-	for _, w := range strings.Fields(string(b)) {
-		if k, v, ok := strings.Cut(w, "="); ok {
-			params[k] = v
-		}
-	}
-	return params
 }
 
 // loadModules loads the modules listed in file, in order; a module
@@ -310,33 +311,32 @@ func (l *portListener) Close() error {
 
 func (l *portListener) Addr() net.Addr { return fileAddr(l.path) }
 
-// vmMain is Main for the agent as a microVM's init. It never returns
-// normally: init exiting would panic the kernel, so every end — a stop
-// the host asked for, or a failure — restarts the machine, which QEMU
-// (run with -no-reboot) turns into its own exit.
+// vmMain is Main for the agent as a microVM's init: the supervisor. It
+// never returns normally: init exiting would panic the kernel, so every
+// end — the serving agent's (a stop the host asked for) or a failure —
+// restarts the machine, which QEMU (run with -no-reboot) turns into its
+// own exit.
 func vmMain(log *slog.Logger, grace time.Duration) int {
 	defer func() {
 		unix.Sync()
 		unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 	}()
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		log.Warn("making the agent undumpable", "err", err)
+		log.Warn("making init undumpable", "err", err)
 	}
-	reserveThreads(8)
-	ports, err := vmInit(log)
+	cfg, ports, err := vmInit(log)
+	if err == nil {
+		err = hardenKernel(log, cfg)
+	}
+	var cg *os.File
+	if err == nil {
+		cg, err = sandboxCgroup(cfg)
+	}
+	if err == nil {
+		err = runSandbox(log, cfg, ports, cg, grace)
+	}
 	if err != nil {
-		log.Error("preparing the guest", "err", err)
-		return 1
-	}
-	s := New(Options{Logger: log, ReapAll: true, Init: true, Grace: grace})
-	lns := make([]net.Listener, len(ports))
-	for i, p := range ports {
-		lns[i] = newPortListener(p)
-	}
-	ln := newFanIn(lns...)
-	log.Info("agent serving", "version", s.version, "ports", ports)
-	if err := s.Serve(context.Background(), ln); err != nil {
-		log.Error("serving", "err", err)
+		log.Error("microVM init", "err", err)
 		return 1
 	}
 	return 0

@@ -17,6 +17,8 @@ type doctorBackend struct {
 	Built     bool         `json:"built"`
 	Usable    bool         `json:"usable"`
 	Reason    string       `json:"reason,omitempty"`
+	// NotAuto says why a usable backend is only used when asked for.
+	NotAuto string `json:"not_auto,omitempty"`
 }
 
 // doctorReport is `doctor --json`.
@@ -76,6 +78,9 @@ locates the agent binary. It exits 0 when at least one backend is usable.`,
 				if c.Err != nil {
 					b.Reason = c.Err.Error()
 				}
+				if c.NotAuto != nil {
+					b.NotAuto = c.NotAuto.Error()
+				}
 				rep.Backends = append(rep.Backends, b)
 			}
 			rep.Network = doctorNetwork{Mechanism: "userspace TCP/IP stack (gVisor netstack) on a TAP device, in agentkernel-server net", Usable: true}
@@ -117,6 +122,8 @@ func writeDoctor(a *app, rep doctorReport) {
 		status := "usable"
 		if !b.Usable {
 			status = "not usable: " + oneLine(b.Reason)
+		} else if b.NotAuto != "" {
+			status = "usable when asked for: " + oneLine(b.NotAuto)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Backend, b.Isolation, status)
 	}

@@ -53,10 +53,18 @@ func writeSandboxTable(w io.Writer, now time.Time, infos []*service.Info) error 
 		for i, p := range in.Ports {
 			ports[i] = fmt.Sprintf("127.0.0.1:%d->%d/%s", p.HostPort, p.ContainerPort, p.Protocol)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.Name, in.Status, orDash(string(in.Backend)),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.Name, statusText(in), orDash(string(in.Backend)),
 			orDash(in.Config.Image), ago(now, in.CreatedAt), orDash(strings.Join(ports, ",")))
 	}
 	return tw.Flush()
+}
+
+// statusText is a sandbox's status for people.
+func statusText(in *service.Info) string {
+	if in.Crashed {
+		return string(in.Status) + " (crashed)"
+	}
+	return string(in.Status)
 }
 
 // infoJSON is `info --json`: the sandbox as the manager describes it, plus
@@ -87,7 +95,7 @@ func writeInfo(w io.Writer, now time.Time, in *service.Info) error {
 	c := in.Config
 	row("Name", "%s", in.Name)
 	row("ID", "%s", in.ID)
-	status := string(in.Status)
+	status := statusText(in)
 	if in.PID > 0 {
 		status += fmt.Sprintf(" (pid %d)", in.PID)
 	}

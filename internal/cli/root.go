@@ -136,7 +136,7 @@ they cannot escape: Linux namespaces natively, microVMs where the host allows.
 	add("sandbox", a.sandboxSubcommands()...)
 	add("sandbox", a.newImageCmd())
 	add("host", a.newServeCmd(), a.newMCPServerCmd(), a.newPluginCmd(),
-		a.newGCCmd(), a.newPoolCmd(), a.newDaemonCmd(), a.newDoctorCmd(), a.newVersionCmd())
+		a.newGCCmd(), a.newPoolCmd(), a.newDaemonCmd(), a.newDoctorCmd(), a.newSetupCmd(), a.newVersionCmd())
 	root.SetHelpCommandGroupID("host")
 	root.SetCompletionCommandGroupID("host")
 	return root

@@ -24,6 +24,11 @@ func (a *app) newMCPServerCmd() *cobra.Command {
 		"  agentkernel mcp-server")
 }
 
+func (a *app) newSetupCmd() *cobra.Command {
+	return a.serverCmd("setup", "setup", "Prepare the guest microVMs boot: a kernel and an initramfs",
+		"  agentkernel setup\n  agentkernel setup --kernel ./bzImage --initrd ./base.cpio.gz")
+}
+
 func (a *app) serverCmd(use, sub, short, example string) *cobra.Command {
 	return &cobra.Command{
 		Use:                use + " [flags]",

@@ -18,7 +18,7 @@ import (
 
 // BenchmarkColdBoot times a microVM from QEMU's start until its agent has
 // answered an exec, then kills it: the cold-start floor of the microvm
-// backend (no image disk yet; the initramfs is the root).
+// backend (no image disk; the base initramfs is the root).
 //
 //	go test -run '^$' -bench ColdBoot -benchtime 10x ./internal/guest/
 func BenchmarkColdBoot(b *testing.B) {
@@ -26,24 +26,14 @@ func BenchmarkColdBoot(b *testing.B) {
 	_, qemuErr := exec.LookPath("qemu-system-x86_64")
 	testutil.Require(b, qemuErr == nil, "needs qemu-system-x86_64")
 	ctx := context.Background()
+	g := preparedGuest(b)
 	dir := b.TempDir()
-	k, err := FetchDebianKernel(ctx, dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	mods, err := Modules(k.ModulesDir, DefaultModules...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	initrd := filepath.Join(dir, "initrd.img")
-	if err := BuildInitramfs(ctx, k, testutil.BuildBinary(b, "agentkernel-agent"), mods, initrd); err != nil {
-		b.Fatal(err)
-	}
+	initrd := bootInitrd(b, g.Initrd, testutil.BuildBinary(b, "agentkernel-agent"), filepath.Join(dir, "boot.img"))
 	accel, _ := qemu.ChooseAccel()
 	vmDir := filepath.Join(dir, "vm")
 	b.ResetTimer()
 	for b.Loop() {
-		vm, err := qemu.Start(ctx, qemu.Config{Dir: vmDir, Kernel: k.Path, Initrd: initrd,
+		vm, err := qemu.Start(ctx, qemu.Config{Dir: vmDir, Kernel: g.Kernel, Initrd: initrd,
 			VCPUs: 1, MemoryMiB: 256, Accel: accel, AgentPort: "agentkernel"})
 		if err != nil {
 			b.Fatal(err)

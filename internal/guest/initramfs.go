@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cavaliergopher/cpio"
@@ -26,13 +27,18 @@ const ModuleListPath = "/etc/agentkernel/modules"
 type File struct {
 	// Path inside the guest, e.g. "/init". Cleaned; may not contain "..".
 	Path string
-	// Mode holds the permission bits; with fs.ModeDir set the entry is a
-	// directory (its Data and Source are ignored).
+	// Mode holds the permission bits, including setuid, setgid and sticky;
+	// with fs.ModeDir set the entry is a directory (its Data and Source are
+	// ignored).
 	Mode fs.FileMode
 	// Source, when set, is a host file copied in (streamed, so large module
 	// trees do not have to sit in memory). Otherwise Data is the content.
 	Source string
 	Data   []byte
+	// Link, when set, makes the entry a symbolic link with this target;
+	// Mode (but for an optional fs.ModeSymlink), Source and Data are then
+	// ignored, as links carry no permissions of their own.
+	Link string
 }
 
 // WriteInitramfs writes files as a gzip-compressed newc cpio archive, the
@@ -42,21 +48,30 @@ type File struct {
 // the kernel's unpacker does not create missing parents. Owners are root and
 // timestamps zero, so the same inputs give the same bytes.
 func WriteInitramfs(w io.Writer, files []File) error {
+	zw := gzip.NewWriter(w)
+	if err := writeCPIO(zw, files); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	return nil
+}
+
+// writeCPIO writes files as an uncompressed newc archive, planned as
+// WriteInitramfs describes.
+func writeCPIO(w io.Writer, files []File) error {
 	entries, err := planEntries(files)
 	if err != nil {
 		return err
 	}
-	zw := gzip.NewWriter(w)
-	cw := cpio.NewWriter(zw)
+	cw := cpio.NewWriter(w)
 	for _, e := range entries {
 		if err := writeEntry(cw, e); err != nil {
 			return fmt.Errorf("initramfs: %s: %w", e.Path, err)
 		}
 	}
 	if err := cw.Close(); err != nil {
-		return fmt.Errorf("initramfs: %w", err)
-	}
-	if err := zw.Close(); err != nil {
 		return fmt.Errorf("initramfs: %w", err)
 	}
 	return nil
@@ -73,39 +88,63 @@ func planEntries(files []File) ([]File, error) {
 			return nil, err
 		}
 		f.Path = name
-		if f.Mode&fs.ModeType != 0 && !f.Mode.IsDir() {
-			return nil, fmt.Errorf("initramfs: %s: unsupported file type %v", f.Path, f.Mode.Type())
-		}
-		if f.Mode.IsDir() {
+		switch typ := f.Mode.Type(); {
+		case f.Link != "":
+			if typ != 0 && typ != fs.ModeSymlink {
+				return nil, fmt.Errorf("initramfs: %s: a link cannot have file type %v", name, typ)
+			}
+			if strings.ContainsRune(f.Link, 0) {
+				return nil, fmt.Errorf("initramfs: %s: NUL in link target", name)
+			}
+			f.Mode = fs.ModeSymlink | 0o777
+		case typ == fs.ModeDir:
 			explicitDirs[name] = f.Mode
+		case typ != 0:
+			return nil, fmt.Errorf("initramfs: %s: unsupported file type %v", name, typ)
 		}
 		clean = append(clean, f)
 	}
-	seen := make(map[string]bool)
+	// isDir maps each path emitted to whether it is a directory: nothing
+	// may go under a file, nor under a link, through which the unpacker
+	// would write wherever the link points.
+	isDir := make(map[string]bool)
 	var out []File
-	var addDir func(dir string)
-	addDir = func(dir string) {
-		if dir == "." || seen[dir] {
-			return
+	var addDir func(dir string) error
+	addDir = func(dir string) error {
+		if dir == "." {
+			return nil
 		}
-		addDir(path.Dir(dir))
+		if d, seen := isDir[dir]; seen {
+			if !d {
+				return fmt.Errorf("initramfs: %s: used as a directory but listed as a file or link", dir)
+			}
+			return nil
+		}
+		if err := addDir(path.Dir(dir)); err != nil {
+			return err
+		}
 		mode, ok := explicitDirs[dir]
 		if !ok {
 			mode = fs.ModeDir | 0o755
 		}
-		seen[dir] = true
+		isDir[dir] = true
 		out = append(out, File{Path: dir, Mode: mode})
+		return nil
 	}
 	for _, f := range clean {
-		addDir(path.Dir(f.Path))
+		if err := addDir(path.Dir(f.Path)); err != nil {
+			return nil, err
+		}
 		if f.Mode.IsDir() {
-			addDir(f.Path)
+			if err := addDir(f.Path); err != nil {
+				return nil, err
+			}
 			continue
 		}
-		if seen[f.Path] {
+		if _, seen := isDir[f.Path]; seen {
 			return nil, fmt.Errorf("initramfs: %s: listed twice", f.Path)
 		}
-		seen[f.Path] = true
+		isDir[f.Path] = false
 		out = append(out, f)
 	}
 	return out, nil
@@ -144,6 +183,14 @@ func writeEntry(cw *cpio.Writer, f File) error {
 	if f.Mode.IsDir() {
 		return cw.WriteHeader(&cpio.Header{Name: f.Path, Mode: cpio.TypeDir | perm, Links: 2})
 	}
+	if f.Link != "" {
+		// newc stores a link's target as its content.
+		if err := cw.WriteHeader(&cpio.Header{Name: f.Path, Mode: cpio.TypeSymlink | 0o777, Size: int64(len(f.Link)), Links: 1}); err != nil {
+			return err
+		}
+		_, err := io.WriteString(cw, f.Link)
+		return err
+	}
 	var r io.Reader
 	size := int64(len(f.Data))
 	if f.Source != "" {
@@ -176,16 +223,17 @@ func writeEntry(cw *cpio.Writer, f File) error {
 	return nil
 }
 
-// BuildInitramfs writes to out the initramfs that boots k into the agent:
-// initBinary as /init, the given modules (paths relative to k.ModulesDir, as
-// Modules returns them) under /lib/modules/VERSION, and ModuleListPath
-// naming them in load order. out is replaced atomically, so a VMM starting
+// BuildInitramfs writes to out an initramfs for k holding files (such as
+// Userland's) and the given modules (paths relative to k.ModulesDir, as
+// Modules returns them) under /lib/modules/VERSION, with ModuleListPath
+// naming them in load order. It adds no /init: the microVM backend appends
+// the agent at each start. out is replaced atomically, so a VMM starting
 // concurrently never sees a half-written archive.
-func BuildInitramfs(ctx context.Context, k *Kernel, initBinary string, modules []string, out string) error {
-	if k == nil || k.Version == "" || k.ModulesDir == "" {
-		return errors.New("initramfs: kernel has no version or modules directory")
+func BuildInitramfs(ctx context.Context, k *Kernel, modules []string, files []File, out string) error {
+	if len(modules) > 0 && (k == nil || k.Version == "" || k.ModulesDir == "") {
+		return errors.New("initramfs: modules given but the kernel has no version or modules directory")
 	}
-	files := []File{{Path: "/init", Mode: 0o755, Source: initBinary}}
+	files = slices.Clip(files)
 	var list strings.Builder
 	for _, m := range modules {
 		if m == "" || path.IsAbs(m) || strings.Contains("/"+m+"/", "/../") {
@@ -199,17 +247,24 @@ func BuildInitramfs(ctx context.Context, k *Kernel, initBinary string, modules [
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("initramfs: %w", err)
 	}
+	return writeAtomic(out, 0o644, func(w io.Writer) error {
+		return WriteInitramfs(ctxWriter{ctx, w}, files)
+	})
+}
 
-	pf, err := renameio.NewPendingFile(out, renameio.WithPermissions(0o644))
+// writeAtomic replaces path with what write produces, or leaves it as it
+// was if write fails.
+func writeAtomic(path string, perm fs.FileMode, write func(io.Writer) error) error {
+	pf, err := renameio.NewPendingFile(path, renameio.WithPermissions(perm))
 	if err != nil {
-		return fmt.Errorf("initramfs: %w", err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer pf.Cleanup()
-	if err := WriteInitramfs(ctxWriter{ctx, pf}, files); err != nil {
+	if err := write(pf); err != nil {
 		return err
 	}
 	if err := pf.CloseAtomicallyReplace(); err != nil {
-		return fmt.Errorf("initramfs: %w", err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 type entry struct {
 	mode cpio.FileMode
 	data []byte
+	link string
 }
 
 // readInitramfs gunzips and reads back an archive, returning its entries in
@@ -48,7 +49,7 @@ func readInitramfs(t *testing.T, r io.Reader) ([]string, map[string]entry) {
 			t.Fatalf("%s appears twice", h.Name)
 		}
 		order = append(order, h.Name)
-		entries[h.Name] = entry{mode: h.Mode, data: data}
+		entries[h.Name] = entry{mode: h.Mode, data: data, link: h.Linkname}
 	}
 	return order, entries
 }
@@ -91,6 +92,10 @@ func TestWriteInitramfsRoundTrip(t *testing.T) {
 		{Path: "/tmp", Mode: fs.ModeDir | fs.ModeSticky | 0o777},
 		{Path: "/lib/modules/6.1.0-test/kernel/fs/odd", Mode: 0o600, Data: []byte("abc")}, // length not a multiple of 4
 		{Path: "/empty", Mode: 0o644},
+		{Path: "/usr/bin/env", Link: "/bin/busybox"},
+		{Path: "/sbin/ip", Mode: fs.ModeSymlink, Link: "../bin/busybox"},
+		{Path: "/var/tmp", Mode: fs.ModeDir | fs.ModeSticky | 0o777},
+		{Path: "/usr/bin/suid", Mode: fs.ModeSetuid | fs.ModeSetgid | 0o755, Data: []byte("s")},
 	}
 	var buf bytes.Buffer
 	if err := WriteInitramfs(&buf, files); err != nil {
@@ -112,6 +117,10 @@ func TestWriteInitramfsRoundTrip(t *testing.T) {
 		"lib":                                                    {cpio.TypeDir | 0o755, ""},
 		"lib/modules/6.1.0-test/kernel/drivers":                  {cpio.TypeDir | 0o755, ""},
 		"etc/agentkernel":                                        {cpio.TypeDir | 0o755, ""},
+		"usr/bin/env":                                            {cpio.TypeSymlink | 0o777, ""},
+		"sbin/ip":                                                {cpio.TypeSymlink | 0o777, ""},
+		"var/tmp":                                                {cpio.TypeDir | cpio.ModeSticky | 0o777, ""},
+		"usr/bin/suid":                                           {cpio.TypeReg | cpio.ModeSetuid | cpio.ModeSetgid | 0o755, "s"},
 	}
 	for name, w := range want {
 		got, ok := entries[name]
@@ -126,13 +135,18 @@ func TestWriteInitramfsRoundTrip(t *testing.T) {
 			t.Errorf("%s: content %d bytes, want %d", name, len(got.data), len(w.data))
 		}
 	}
-	if len(order) != 15 { // 6 files/dirs given + 9 implied directories
-		t.Errorf("%d entries, want 15: %q", len(order), order)
+	for name, link := range map[string]string{"usr/bin/env": "/bin/busybox", "sbin/ip": "../bin/busybox", "init": ""} {
+		if got := entries[name].link; got != link {
+			t.Errorf("%s: link %q, want %q", name, got, link)
+		}
+	}
+	if len(order) != 23 { // 10 files/dirs given + 13 implied directories
+		t.Errorf("%d entries, want 23: %q", len(order), order)
 	}
 }
 
 func TestWriteInitramfsDeterministic(t *testing.T) {
-	files := []File{{Path: "/a/b", Mode: 0o644, Data: []byte("x")}}
+	files := []File{{Path: "/a/b", Mode: 0o644, Data: []byte("x")}, {Path: "/a/c", Link: "b"}}
 	var a, b bytes.Buffer
 	if err := WriteInitramfs(&a, files); err != nil {
 		t.Fatal(err)
@@ -154,7 +168,12 @@ func TestWriteInitramfsRejects(t *testing.T) {
 		{"empty path", []File{{Path: ""}}},
 		{"root", []File{{Path: "/"}}},
 		{"duplicate", []File{{Path: "/a", Data: []byte("1")}, {Path: "a", Data: []byte("2")}}},
-		{"symlink", []File{{Path: "/a", Mode: fs.ModeSymlink | 0o777}}},
+		{"symlink without target", []File{{Path: "/a", Mode: fs.ModeSymlink | 0o777}}},
+		{"directory link", []File{{Path: "/a", Mode: fs.ModeDir | 0o755, Link: "b"}}},
+		{"NUL in target", []File{{Path: "/a", Link: "b\x00"}}},
+		{"entry under a link", []File{{Path: "/a", Link: "b"}, {Path: "/a/c", Data: []byte("x")}}},
+		{"entry under a file", []File{{Path: "/a", Data: []byte("x")}, {Path: "/a/c", Data: []byte("x")}}},
+		{"link and file", []File{{Path: "/a", Link: "b"}, {Path: "/a", Data: []byte("x")}}},
 		{"missing source", []File{{Path: "/a", Source: "/nonexistent/agentkernel-test"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -219,15 +238,12 @@ func TestBuildInitramfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	initBin := filepath.Join(dir, "agent")
-	if err := os.WriteFile(initBin, []byte("#!agent"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	files := []File{{Path: "/etc/os-release", Mode: 0o644, Data: []byte("ID=test\n")}, {Path: "/bin/sh", Link: "busybox"}}
 	out := filepath.Join(dir, "initramfs.gz")
 	if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := BuildInitramfs(context.Background(), k, initBin, mods, out); err != nil {
+	if err := BuildInitramfs(context.Background(), k, mods, files, out); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(out)
@@ -237,8 +253,11 @@ func TestBuildInitramfs(t *testing.T) {
 	defer f.Close()
 	order, entries := readInitramfs(t, f)
 	checkParentsFirst(t, order, entries)
-	if e := entries["init"]; e.mode != cpio.TypeReg|0o755 || string(e.data) != "#!agent" {
-		t.Errorf("init: mode %o content %q", e.mode, e.data)
+	if _, ok := entries["init"]; ok {
+		t.Error("base initramfs has an /init: the agent is appended per start")
+	}
+	if string(entries["etc/os-release"].data) != "ID=test\n" || entries["bin/sh"].link != "busybox" {
+		t.Errorf("given files missing: %q", order)
 	}
 	wantList := "/lib/modules/6.1.0-9-test/kernel/drivers/virtio/virtio.ko\n" +
 		"/lib/modules/6.1.0-9-test/kernel/drivers/block/virtio_blk.ko\n"
@@ -248,7 +267,7 @@ func TestBuildInitramfs(t *testing.T) {
 	if got := string(entries["lib/modules/6.1.0-9-test/kernel/drivers/block/virtio_blk.ko"].data); got != "blk module" {
 		t.Errorf("virtio_blk.ko content %q", got)
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(dir, ".initramfs.gz.tmp-*"))
+	leftovers, _ := filepath.Glob(filepath.Join(dir, ".initramfs.gz*"))
 	if len(leftovers) != 0 {
 		t.Errorf("temp files left: %q", leftovers)
 	}
@@ -256,22 +275,29 @@ func TestBuildInitramfs(t *testing.T) {
 	// A failure (missing module file) must leave the previous archive and
 	// no temp file behind.
 	before, _ := os.ReadFile(out)
-	if err := BuildInitramfs(context.Background(), k, initBin, []string{"kernel/missing.ko"}, out); err == nil {
+	if err := BuildInitramfs(context.Background(), k, []string{"kernel/missing.ko"}, files, out); err == nil {
 		t.Fatal("missing module: no error")
 	}
 	after, _ := os.ReadFile(out)
 	if !bytes.Equal(before, after) {
 		t.Error("failed build changed the output")
 	}
-	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".initramfs.gz.tmp-*")); len(leftovers) != 0 {
+	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".initramfs.gz*")); len(leftovers) != 0 {
 		t.Errorf("temp files left after failure: %q", leftovers)
 	}
-	if err := BuildInitramfs(context.Background(), k, initBin, []string{"../escape.ko"}, out); err == nil {
+	if err := BuildInitramfs(context.Background(), k, []string{"../escape.ko"}, files, out); err == nil {
 		t.Error("escaping module path: no error")
+	}
+	if err := BuildInitramfs(context.Background(), &Kernel{Path: k.Path}, mods, files, out); err == nil {
+		t.Error("modules without a module tree: no error")
+	}
+	// A kernel with everything built in needs no module tree.
+	if err := BuildInitramfs(context.Background(), &Kernel{Path: k.Path}, nil, files, out); err != nil {
+		t.Errorf("no modules: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := BuildInitramfs(ctx, k, initBin, mods, out); !errors.Is(err, context.Canceled) {
+	if err := BuildInitramfs(ctx, k, mods, files, out); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 }

@@ -34,6 +34,9 @@ type Kernel struct {
 	// Root is the unpacked tree. For FetchDebianKernel it is a fresh temp
 	// directory the caller owns and may remove.
 	Root string
+	// Package and PackageVersion name the Debian package the kernel came
+	// from; empty unless FetchDebianKernel made it.
+	Package, PackageVersion string
 }
 
 // FetchDebianKernel downloads and unpacks the Debian cloud kernel into a new
@@ -56,20 +59,8 @@ func FetchDebianKernel(ctx context.Context, dir string) (k *Kernel, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// apt-get download writes into the working directory; the .deb is
-	// deleted after extraction because only the unpacked tree is used.
-	if _, err := run(ctx, tmp, "apt-get", "download", pkg); err != nil {
-		return nil, fmt.Errorf("fetch kernel: download %s: %w", pkg, err)
-	}
-	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
-	if len(debs) != 1 {
-		return nil, fmt.Errorf("fetch kernel: apt-get download %s left %d .deb files, want 1", pkg, len(debs))
-	}
-	root := filepath.Join(tmp, "root")
-	if _, err := run(ctx, tmp, "dpkg-deb", "-x", debs[0], root); err != nil {
-		return nil, fmt.Errorf("fetch kernel: unpack %s: %w", filepath.Base(debs[0]), err)
-	}
-	if err := os.Remove(debs[0]); err != nil {
+	root, version, err := fetchDeb(ctx, tmp, pkg)
+	if err != nil {
 		return nil, fmt.Errorf("fetch kernel: %w", err)
 	}
 	k, err = KernelFromDir(root)
@@ -77,7 +68,34 @@ func FetchDebianKernel(ctx context.Context, dir string) (k *Kernel, err error) {
 		return nil, fmt.Errorf("fetch kernel: %s: %w", pkg, err)
 	}
 	k.Root = tmp
+	k.Package, k.PackageVersion = pkg, version
 	return k, nil
+}
+
+// fetchDeb downloads pkg with apt-get download into dir, unpacks it into
+// dir/root and returns that and the package's version. The .deb is deleted
+// after extraction because only the unpacked tree is used.
+func fetchDeb(ctx context.Context, dir, pkg string) (root, version string, err error) {
+	// apt-get download writes into the working directory.
+	if _, err := run(ctx, dir, "apt-get", "download", pkg); err != nil {
+		return "", "", fmt.Errorf("download %s: %w", pkg, err)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
+	if len(debs) != 1 {
+		return "", "", fmt.Errorf("apt-get download %s left %d .deb files, want 1", pkg, len(debs))
+	}
+	out, err := run(ctx, dir, "dpkg-deb", "-f", debs[0], "Version")
+	if err != nil {
+		return "", "", fmt.Errorf("reading %s: %w", filepath.Base(debs[0]), err)
+	}
+	root = filepath.Join(dir, "root")
+	if _, err := run(ctx, dir, "dpkg-deb", "-x", debs[0], root); err != nil {
+		return "", "", fmt.Errorf("unpack %s: %w", filepath.Base(debs[0]), err)
+	}
+	if err := os.Remove(debs[0]); err != nil {
+		return "", "", err
+	}
+	return root, strings.TrimSpace(string(out)), nil
 }
 
 // resolveKernelPackage names the versioned image package meta depends on;

@@ -17,8 +17,10 @@ import (
 	"github.com/agentkernel-go/agentkernel/internal/nettap"
 )
 
-// tapLink is the stack's link to the sandbox's TAP device (made by nettap:
-// Ethernet frames, each behind a virtio-net header).
+// tapLink is the stack's link to the sandbox's network device: a TAP
+// device made by nettap (Ethernet frames, each behind a virtio-net
+// header), or a datagram socket carrying one bare Ethernet frame per
+// datagram (a microVM's NIC, whose other end QEMU holds).
 //
 // It exists instead of gVisor's fdbased endpoint for two reasons. Latency:
 // fdbased reads on a thread of its own, blocked in ppoll, and hands every
@@ -34,6 +36,9 @@ type tapLink struct {
 	raw  syscall.RawConn
 	addr tcpip.LinkAddress
 	gone func() // the device went away (the sandbox's namespace with it)
+	// hdrLen is the virtio-net header's length before each frame: zero on
+	// a socket, which carries no offloads.
+	hdrLen int
 
 	mu         sync.Mutex
 	dispatcher stack.NetworkDispatcher
@@ -56,8 +61,8 @@ const (
 // limit. The sandbox's kernel takes a larger-than-MTU segment as one.
 const gsoMaxSize = 1<<16 - 1
 
-// newTAPLink serves tap, which must have been made with a virtio-net
-// header. gone is called once if the device goes away.
+// newTAPLink serves tap: a TAP device made with a virtio-net header, or a
+// datagram socket of frames. gone is called once if the device goes away.
 func newTAPLink(tap *os.File, addr tcpip.LinkAddress, gone func()) (*tapLink, error) {
 	// A copy of the descriptor, made non-blocking, becomes a file whose
 	// reads and writes go through the poller.
@@ -66,36 +71,47 @@ func newTAPLink(tap *os.File, addr tcpip.LinkAddress, gone func()) (*tapLink, er
 	if err != nil {
 		return nil, err
 	}
-	fd, flags := -1, uint16(0)
+	fd, hdrLen := -1, 0
 	var serr error
-	cerr := raw.Control(func(tfd uintptr) {
-		ifr, err := unix.NewIfreq("")
-		if err == nil {
-			err = unix.IoctlIfreq(int(tfd), unix.TUNGETIFF, ifr)
-		}
-		if err == nil {
-			flags = ifr.Uint16()
-			fd, err = unix.FcntlInt(tfd, unix.F_DUPFD_CLOEXEC, 0)
-		}
-		serr = err
-	})
+	cerr := raw.Control(func(tfd uintptr) { fd, hdrLen, serr = dupDevice(int(tfd)) })
 	if err := errors.Join(cerr, serr); err != nil {
-		return nil, fmt.Errorf("TAP device: %w", err)
-	}
-	if flags&unix.IFF_VNET_HDR == 0 {
-		unix.Close(fd)
-		return nil, fmt.Errorf("TAP device: no virtio-net header")
+		return nil, fmt.Errorf("network device: %w", err)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("TAP device: %w", err)
+		return nil, fmt.Errorf("network device: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "tap")
 	if raw, err = f.SyscallConn(); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &tapLink{f: f, raw: raw, addr: addr, gone: gone}, nil
+	return &tapLink{f: f, raw: raw, addr: addr, gone: gone, hdrLen: hdrLen}, nil
+}
+
+// dupDevice checks fd is a device the link can serve and returns a copy
+// of it and the length of the header before each frame.
+func dupDevice(fd int) (int, int, error) {
+	hdrLen := vnetHdrLen
+	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err == nil {
+		if typ != unix.SOCK_DGRAM && typ != unix.SOCK_SEQPACKET {
+			return -1, 0, fmt.Errorf("a socket of frames must be a datagram socket")
+		}
+		hdrLen = 0
+	} else {
+		ifr, err := unix.NewIfreq("")
+		if err == nil {
+			err = unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr)
+		}
+		if err != nil {
+			return -1, 0, err
+		}
+		if ifr.Uint16()&unix.IFF_VNET_HDR == 0 {
+			return -1, 0, fmt.Errorf("TAP device without a virtio-net header")
+		}
+	}
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	return dup, hdrLen, err
 }
 
 // MTU implements stack.LinkEndpoint.
@@ -119,9 +135,15 @@ func (l *tapLink) Capabilities() stack.LinkEndpointCapabilities {
 	return stack.CapabilityRXChecksumOffload | stack.CapabilityResolutionRequired
 }
 
-// SupportedGSO implements stack.GSOEndpoint: TCP segments leave with
-// their checksum to be completed, and may be larger than the MTU.
-func (l *tapLink) SupportedGSO() stack.SupportedGSO { return stack.HostGSOSupported }
+// SupportedGSO implements stack.GSOEndpoint: through a TAP, TCP segments
+// leave with their checksum to be completed, and may be larger than the
+// MTU; a socket carries finished frames only.
+func (l *tapLink) SupportedGSO() stack.SupportedGSO {
+	if l.hdrLen == 0 {
+		return stack.GSONotSupported
+	}
+	return stack.HostGSOSupported
+}
 
 // GSOMaxSize implements stack.GSOEndpoint.
 func (l *tapLink) GSOMaxSize() uint32 { return gsoMaxSize }
@@ -203,7 +225,7 @@ func (l *tapLink) ParseHeader(pkt *stack.PacketBuffer) bool {
 // closed.
 func (l *tapLink) read(d stack.NetworkDispatcher) {
 	defer l.reading.Done()
-	buf := make([]byte, vnetHdrLen+header.EthernetMinimumSize+1<<16)
+	buf := make([]byte, l.hdrLen+header.EthernetMinimumSize+1<<16)
 	for {
 		n, err := l.f.Read(buf)
 		if err != nil {
@@ -214,12 +236,12 @@ func (l *tapLink) read(d stack.NetworkDispatcher) {
 			}
 			return
 		}
-		if n < vnetHdrLen+header.EthernetMinimumSize {
+		if n < l.hdrLen+header.EthernetMinimumSize {
 			continue
 		}
 		// The header's checksum flags need nothing: the stack checks no
 		// checksum from this link, and no segmentation was offered.
-		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(buf[vnetHdrLen:n])})
+		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(buf[l.hdrLen:n])})
 		if l.ParseHeader(pkt) && l.forUs(header.Ethernet(pkt.LinkHeader().Slice())) {
 			d.DeliverNetworkPacket(pkt.NetworkProtocolNumber, pkt)
 		}
@@ -263,7 +285,7 @@ func (l *tapLink) write(pkt *stack.PacketBuffer) tcpip.Error {
 		}
 	}
 	var iovs [8][]byte
-	bufs := append(append(iovs[:0], hdr[:]), pkt.AsSlices()...)
+	bufs := append(append(iovs[:0], hdr[:l.hdrLen]), pkt.AsSlices()...)
 	var werr error
 	err := l.raw.Write(func(fd uintptr) bool {
 		_, werr = unix.Writev(int(fd), bufs)

@@ -76,6 +76,15 @@ type Choice struct {
 	Isolation Isolation
 	Built     bool
 	Err       error // nil: usable
+	// NotAuto says why a usable backend is not chosen by detection.
+	NotAuto error
+}
+
+// AutoSelector is implemented by a backend that can be usable yet too
+// costly here to be chosen without being asked for (microVMs under
+// software emulation): AutoSelect returns why.
+type AutoSelector interface {
+	AutoSelect() error
 }
 
 // Detect probes every known backend and picks the strongest usable one. The
@@ -89,7 +98,10 @@ func (r *Registry) Detect(ctx context.Context) (Backend, []Choice, error) {
 			if b.Type() == t {
 				c.Built, c.Isolation = true, b.Isolation()
 				c.Err = b.Probe(ctx)
-				if c.Err == nil && (best == nil || b.Isolation() > best.Isolation()) {
+				if a, ok := b.(AutoSelector); ok && c.Err == nil {
+					c.NotAuto = a.AutoSelect()
+				}
+				if c.Err == nil && c.NotAuto == nil && (best == nil || b.Isolation() > best.Isolation()) {
 					best = b
 				}
 			}

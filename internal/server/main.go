@@ -6,7 +6,7 @@ import (
 )
 
 // Main runs agentkernel-server with args (without the program name) and
-// returns its exit code: [--root DIR] serve|mcp|fetch|net [flags]. The CLI always
+// returns its exit code: [--root DIR] serve|mcp|fetch|net|setup [flags]. The CLI always
 // passes --root (resolved as for every command); without it the server
 // resolves the data root itself (setup.DefaultRoot).
 func Main(args []string) int {
@@ -27,6 +27,8 @@ func Main(args []string) int {
 		return runFetch(root, args[1:])
 	case "net":
 		return runNetd(root, args[1:])
+	case "setup":
+		return runSetup(root, args[1:])
 	}
 	fmt.Fprintf(os.Stderr, "agentkernel-server: unknown command %q (want serve or mcp)\n", args[0])
 	return 2

@@ -28,6 +28,10 @@ type Info struct {
 	Ports []sandbox.PortMapping `json:"published_ports,omitempty"`
 	// Pooled marks a warm-pool sandbox no run has claimed yet.
 	Pooled bool `json:"pooled,omitempty"`
+	// Crashed marks a sandbox that died without being stopped (killed,
+	// out of memory, its VM gone): it reads as stopped until started or
+	// cleaned by gc.
+	Crashed bool `json:"crashed,omitempty"`
 }
 
 // CreateRequest asks for a new sandbox.

@@ -181,6 +181,7 @@ func (m *Manager) info(ctx context.Context, rec *state.Record) *Info {
 		Config: rec.Config, CreatedAt: rec.CreatedAt, StartedAt: rec.StartedAt, ExpiresAt: rec.ExpiresAt,
 		Pooled: rec.Pool != "",
 	}
+	in.Crashed = rec.Status == sandbox.StatusRunning && in.Status != sandbox.StatusRunning
 	if in.Status == sandbox.StatusRunning && rec.Runtime != nil {
 		in.PID = rec.Runtime.PID
 		in.Ports = rec.Runtime.Ports

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentkernel-go/agentkernel/internal/backend/microvm"
 	"github.com/agentkernel-go/agentkernel/internal/backend/native"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 	"github.com/agentkernel-go/agentkernel/internal/image"
@@ -165,6 +166,7 @@ func checkExecutable(p string) error {
 func NewRegistry(root, agentPath string, logger *slog.Logger) *sandbox.Registry {
 	return sandbox.NewRegistry(
 		native.New(native.Options{AgentPath: agentPath, Root: root, Logger: logger}),
+		microvm.New(microvm.Options{AgentPath: agentPath, Root: root, Logger: logger}),
 	)
 }
 

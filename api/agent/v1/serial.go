@@ -85,7 +85,9 @@ func SyncSerial(ctx context.Context, c net.Conn) (net.Conn, error) {
 // AcceptSerial is the guest's half of SyncSerial on c, a serial port just
 // opened: it waits for a sync record (dropping what comes before it, the
 // tail of an earlier session), echoes it, and drops the repeats the host
-// sent before the echo reached it. HTTP/2 follows.
+// sent before the echo reached it. A record with another nonce is a new
+// session that started before the guest saw this one end (a host client
+// that synced and left at once): it is echoed in turn. HTTP/2 follows.
 func AcceptSerial(c net.Conn) (net.Conn, error) {
 	br := bufio.NewReaderSize(c, 4096)
 	var window []byte
@@ -102,16 +104,29 @@ func AcceptSerial(c net.Conn) (net.Conn, error) {
 			break
 		}
 	}
-	if _, err := c.Write(window); err != nil {
-		return nil, err
-	}
+	rec := window
 	for {
+		if rec != nil {
+			if _, err := c.Write(rec); err != nil {
+				return nil, err
+			}
+		}
 		head, err := br.Peek(len(SyncMagic))
 		if err != nil {
 			return nil, err
 		}
 		if string(head) != SyncMagic {
 			return &bufferedConn{Conn: c, r: br}, nil
+		}
+		next, err := br.Peek(SyncRecordLen)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.Equal(next, window) {
+			rec = nil // a repeat
+		} else {
+			window = bytes.Clone(next)
+			rec = window
 		}
 		if _, err := br.Discard(SyncRecordLen); err != nil {
 			return nil, err

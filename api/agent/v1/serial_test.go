@@ -57,6 +57,36 @@ func TestSerialSyncDropsAnEarlierSession(t *testing.T) {
 	}
 }
 
+// A host client that syncs and leaves at once, before the guest sees the
+// port close, must not keep the next client from its own sync: the guest
+// still waiting in the first session's sync answers the second's.
+func TestSerialSyncAnswersASessionThatFollowsAtOnce(t *testing.T) {
+	host, guest := net.Pipe()
+	defer host.Close()
+	defer guest.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := AcceptSerial(guest)
+		if err == nil {
+			_, err = io.ReadFull(c, make([]byte, len("PRI * HTTP/2.0")))
+		}
+		accepted <- err
+	}()
+	if _, err := SyncSerial(ctx, host); err != nil { // and leaves without a byte
+		t.Fatal(err)
+	}
+	second, err := SyncSerial(ctx, host)
+	if err != nil {
+		t.Fatalf("the second session's sync: %v", err)
+	}
+	go second.Write([]byte("PRI * HTTP/2.0"))
+	if err := <-accepted; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestSerialSyncGivesUpWithItsContext(t *testing.T) {
 	host, guest := net.Pipe()
 	defer guest.Close()

@@ -3,6 +3,7 @@ package conformance
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	agentv1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
+	"github.com/agentkernel-go/agentkernel/internal/testutil"
 )
 
 // hostProbe runs the prober on the host: the control showing a check can
@@ -154,11 +156,21 @@ func (s *suite) testIsolation(t *testing.T) {
 	})
 }
 
-// testNetwork: with network on, the host stays out of reach: a server on
-// every host address is reachable from the host and from nowhere in the
-// sandbox, by the gateway's address or the host's own, and the cloud
-// metadata address is refused too.
+// testNetwork: with network on, an upstream beyond the host is reached,
+// and the host stays out of reach: a server on every host address is
+// reachable from the host and from nowhere in the sandbox, by the
+// gateway's address or the host's own, and the cloud metadata address is
+// refused too.
 func (s *suite) testNetwork(t *testing.T) {
+	// The control: the network works, an upstream outside the host is
+	// reached, over IPv4 and IPv6.
+	up := testutil.NewUpstream(t)
+	for _, a := range []netip.Addr{up.A, up.A6} {
+		addr := netip.AddrPortFrom(a, 80).String()
+		if ok, out := s.probe(t, s.shared, "connect", addr); !ok {
+			t.Errorf("sandbox cannot reach the upstream %s: %s", addr, out)
+		}
+	}
 	l, err := net.Listen("tcp", ":0")
 	if err != nil {
 		t.Fatal(err)

@@ -143,9 +143,9 @@ func (s *suite) testDeadSandbox(t *testing.T) {
 	}
 	if !eventually(5*time.Second, func() bool {
 		info, err := s.m.Get(t.Context(), name)
-		return err == nil && info.Status == sandbox.StatusStopped
+		return err == nil && info.Status == sandbox.StatusStopped && info.Crashed
 	}) {
-		t.Fatal("killed sandbox never read as stopped")
+		t.Fatal("killed sandbox never read as stopped and crashed")
 	}
 	if r := s.exec(t.Context(), name, agentv1.ExecSpec{Args: []string{"true"}}, nil); !errors.Is(r.err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("exec in dead sandbox: %v, want failed precondition", r.err)
@@ -155,6 +155,9 @@ func (s *suite) testDeadSandbox(t *testing.T) {
 	}
 	if _, err := s.m.Start(t.Context(), name); err != nil {
 		t.Fatalf("restart after crash: %v", err)
+	}
+	if info, err := s.m.Get(t.Context(), name); err != nil || info.Crashed {
+		t.Fatalf("restarted sandbox: %+v %v", info, err)
 	}
 	if got := s.sh(t, name, "cat /root/kept"); got != "kept\n" {
 		t.Fatalf("file after crash and restart = %q", got)

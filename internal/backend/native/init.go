@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/agentkernel-go/agentkernel/internal/caps"
 	"github.com/agentkernel-go/agentkernel/internal/cgroups"
 	"github.com/agentkernel-go/agentkernel/internal/netif"
 	"github.com/agentkernel-go/agentkernel/internal/sandbox"
@@ -88,8 +89,11 @@ func runInit() (stage string, err error) {
 	if err := closeOnExecAll(); err != nil {
 		return "descriptors", err
 	}
-	strict := cfg.Seccomp == sandbox.SeccompStrict
-	if err := dropCapabilities(strict); err != nil {
+	keep := caps.Default
+	if cfg.Seccomp == sandbox.SeccompStrict {
+		keep = caps.Strict
+	}
+	if err := caps.Limit(keep); err != nil {
 		return "capabilities", err
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,7 +27,23 @@ const (
 type Disk struct {
 	Path     string
 	ReadOnly bool
+	// Serial is the serial number the guest reads from the disk
+	// (/sys/block/vdX/serial): device names follow probe order, serials
+	// say which disk is which.
+	Serial string
 }
+
+// NIC is the VM's network interface: a virtio-net device whose frames go,
+// one per datagram, through File, a connected datagram or seqpacket
+// socket whose other end serves the network (package netstack).
+type NIC struct {
+	File *os.File
+	// MAC is the guest's hardware address, aa:bb:cc:dd:ee:ff.
+	MAC string
+}
+
+// nicFD is the NIC's descriptor in QEMU: the first of its extra files.
+const nicFD = 3
 
 // Config is one VM.
 type Config struct {
@@ -43,6 +60,9 @@ type Config struct {
 	MemoryMiB               int
 	Accel                   Accel
 	Disks                   []Disk
+	// NIC, if set, is the VM's one network interface; without it the VM
+	// has none.
+	NIC *NIC
 	// AgentPort names the virtio-serial ports the guest's agent listens
 	// on ("NAME.0", "NAME.1", ...); DialAgent reaches a free one. Empty:
 	// no port.
@@ -130,6 +150,17 @@ func (c *Config) validate() error {
 		if strings.Contains(d.Path, ",") {
 			return bad("disk %d: path %q contains a comma", i, d.Path)
 		}
+		if strings.ContainsAny(d.Serial, ",= ") || len(d.Serial) > 20 {
+			return bad("disk %d: serial %q (at most 20 characters, no comma, '=' or space)", i, d.Serial)
+		}
+	}
+	if c.NIC != nil {
+		if c.NIC.File == nil {
+			return bad("network interface without a socket")
+		}
+		if hw, err := net.ParseMAC(c.NIC.MAC); err != nil || len(hw) != 6 {
+			return bad("network interface MAC %q", c.NIC.MAC)
+		}
 	}
 	if strings.Contains(c.Dir, ",") {
 		return bad("VM directory %q contains a comma", c.Dir)
@@ -182,7 +213,16 @@ func (c *Config) Args() ([]string, error) {
 		if d.ReadOnly {
 			drive += ",readonly=on"
 		}
-		args = append(args, "-drive", drive, "-device", fmt.Sprintf("virtio-blk-device,drive=disk%d", i))
+		dev := fmt.Sprintf("virtio-blk-device,drive=disk%d", i)
+		if d.Serial != "" {
+			dev += ",serial=" + d.Serial
+		}
+		args = append(args, "-drive", drive, "-device", dev)
+	}
+	if c.NIC != nil {
+		args = append(args,
+			"-netdev", fmt.Sprintf("dgram,id=net0,local.type=fd,local.str=%d", nicFD),
+			"-device", "virtio-net-device,netdev=net0,mac="+c.NIC.MAC)
 	}
 	if c.AgentPort != "" {
 		n := c.agentPorts()

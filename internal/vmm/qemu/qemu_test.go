@@ -52,7 +52,7 @@ func TestArgsAskForOnlyWhatTheSandboxNeeds(t *testing.T) {
 		os.WriteFile(f, []byte("x"), 0o600)
 	}
 	cfg := Config{Dir: filepath.Join(dir, "vm"), Kernel: kernel, Initrd: initrd, Cmdline: "agentkernel.port=x",
-		VCPUs: 2, MemoryMiB: 256, Accel: AccelTCG, Disks: []Disk{{Path: disk, ReadOnly: true}}, AgentPort: "agentkernel"}
+		VCPUs: 2, MemoryMiB: 256, Accel: AccelTCG, Disks: []Disk{{Path: disk, ReadOnly: true, Serial: "ak-layer-0"}}, AgentPort: "agentkernel"}
 	args, err := cfg.Args()
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestArgsAskForOnlyWhatTheSandboxNeeds(t *testing.T) {
 	for _, want := range []string{
 		"-M microvm,accel=tcg", "-smp 2", "-m 256M", "-nodefaults", "-no-user-config",
 		"-kernel " + kernel, "-initrd " + initrd, "panic=-1", "agentkernel.port=x",
-		"file=" + disk + ",format=raw,readonly=on", "virtio-blk-device,drive=disk0",
+		"file=" + disk + ",format=raw,readonly=on", "virtio-blk-device,drive=disk0,serial=ak-layer-0",
 		"virtserialport,chardev=agent0,name=agentkernel.0", "virtserialport,chardev=agent3,name=agentkernel.3",
 		"path=" + AgentSocket(cfg.Dir, 3) + ",server=on",
 		"virtio-rng-device",
@@ -70,6 +70,20 @@ func TestArgsAskForOnlyWhatTheSandboxNeeds(t *testing.T) {
 			t.Errorf("command line lacks %q:\n%s", want, line)
 		}
 	}
+	cfg.NIC = &NIC{File: os.Stdin, MAC: "52:54:00:00:00:01"}
+	args, err = cfg.Args()
+	if err != nil {
+		t.Fatal(err)
+	}
+	line = strings.Join(args, " ")
+	for _, want := range []string{"dgram,id=net0,local.type=fd,local.str=3", "virtio-net-device,netdev=net0,mac=52:54:00:00:00:01"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("command line with a NIC lacks %q:\n%s", want, line)
+		}
+	}
+	cfg.NIC = nil
+	args, _ = cfg.Args()
+	line = strings.Join(args, " ")
 	// No network device unless asked for, no paused start unless asked.
 	for _, unwanted := range []string{"-netdev", "-nic", "-S"} {
 		if slices.Contains(args, unwanted) {
@@ -94,8 +108,11 @@ func TestBadConfigsAreRefused(t *testing.T) {
 		"initrd, no kernel":   func(c *Config) { c.Initrd = "/etc/hostname" },
 		"missing disk":        func(c *Config) { c.Disks = []Disk{{Path: filepath.Join(dir, "nope")}} },
 		"comma in disk path":  func(c *Config) { c.Disks = []Disk{{Path: "/etc/host,name"}} },
-		"bad port name":       func(c *Config) { c.AgentPort = "a,b" },
-		"too many ports":      func(c *Config) { c.AgentPort, c.AgentPorts = "a", 31 },
+		"comma in disk serial": func(c *Config) {
+			c.Disks = []Disk{{Path: "/etc/hostname", Serial: "a,b"}}
+		},
+		"bad port name":  func(c *Config) { c.AgentPort = "a,b" },
+		"too many ports": func(c *Config) { c.AgentPort, c.AgentPorts = "a", 31 },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {

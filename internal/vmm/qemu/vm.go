@@ -60,6 +60,9 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if cfg.NIC != nil {
+		cmd.ExtraFiles = []*os.File{cfg.NIC.File} // nicFD
+	}
 	if err := cmd.Start(); err != nil {
 		removeRuntimeFiles(cfg.Dir)
 		return nil, fmt.Errorf("starting QEMU: %w", err)

@@ -1,47 +1,53 @@
 //go:build linux
 
-package native
+// Package caps limits the capabilities of a sandbox's init: what sandbox
+// root keeps whatever the backend (a native sandbox's user namespace, a
+// microVM's guest). It links only golang.org/x/sys, so the in-sandbox
+// agent may use it.
+package caps
 
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
 
-// defaultCaps is what sandbox root keeps: Docker's default set without
+// Default is what sandbox root keeps: Docker's default set without
 // CAP_SYS_CHROOT (the conformance suite requires chroot to fail in every
 // profile; nothing an agent runs needs it). Enough to own files and switch
 // users, nothing that reaches the kernel, devices, raw sockets or other
 // processes' memory.
-var defaultCaps = []int{
+var Default = []int{
 	unix.CAP_CHOWN, unix.CAP_DAC_OVERRIDE, unix.CAP_FOWNER, unix.CAP_FSETID, unix.CAP_KILL,
 	unix.CAP_SETGID, unix.CAP_SETUID, unix.CAP_SETPCAP, unix.CAP_NET_BIND_SERVICE,
 	unix.CAP_SETFCAP, unix.CAP_AUDIT_WRITE,
 }
 
-// strictCaps is the restrictive profile's set: what the agent needs to
-// manage files and run commands as other users, no more.
-var strictCaps = []int{
+// Strict is the restrictive profile's set: what the agent needs to manage
+// files and run commands as other users, no more.
+var Strict = []int{
 	unix.CAP_CHOWN, unix.CAP_DAC_OVERRIDE, unix.CAP_FOWNER, unix.CAP_KILL, unix.CAP_SETGID, unix.CAP_SETUID,
 }
 
-// dropCapabilities removes every capability not kept from the bounding set
-// (so no later exec regains it), clears the ambient and inheritable sets,
-// and limits this thread's own sets to the kept ones. Root exec'ing the
-// agent then gets exactly the kept set.
-func dropCapabilities(strict bool) error {
-	keep := defaultCaps
-	if strict {
-		keep = strictCaps
-	}
+// Limit removes every capability not in keep from the bounding set (so no
+// later exec regains it), clears the ambient and inheritable sets, and
+// limits this thread's own sets to keep. Root exec'ing the agent then gets
+// exactly keep. Call it on a locked OS thread that then execs, or before
+// the process starts other threads.
+func Limit(keep []int) error {
 	var mask uint64
 	for _, c := range keep {
 		mask |= 1 << c
 	}
 	last := unix.CAP_LAST_CAP
-	if n, ok := readInt("/proc/sys/kernel/cap_last_cap"); ok {
-		last = n
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			last = n
+		}
 	}
 	for c := 0; c <= last; c++ {
 		if mask&(1<<c) != 0 {
