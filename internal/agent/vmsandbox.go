@@ -187,6 +187,9 @@ func serveSandbox(log *slog.Logger, ports []string, grace time.Duration) error {
 		lns[i] = newPortListener(p)
 	}
 	ln := newFanIn(lns...)
-	log.Info("agent serving", "version", s.version, "ports", ports)
+	// The guest's uptime says how much of a boot is the guest's own.
+	uptime, _ := os.ReadFile("/proc/uptime")
+	up, _, _ := strings.Cut(string(uptime), " ")
+	log.Info("agent serving", "version", s.version, "ports", ports, "uptime_s", up)
 	return s.Serve(context.Background(), ln)
 }

@@ -33,7 +33,7 @@ func BenchmarkColdBoot(b *testing.B) {
 	vmDir := filepath.Join(dir, "vm")
 	b.ResetTimer()
 	for b.Loop() {
-		vm, err := qemu.Start(ctx, qemu.Config{Dir: vmDir, Kernel: g.Kernel, Initrd: initrd,
+		vm, err := qemu.Start(ctx, qemu.Config{Dir: vmDir, Kernel: filepath.Join(filepath.Dir(g.Kernel), VmlinuxFile), Initrd: initrd,
 			VCPUs: 1, MemoryMiB: 256, Accel: accel, AgentPort: "agentkernel"})
 		if err != nil {
 			b.Fatal(err)

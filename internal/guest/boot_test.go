@@ -42,7 +42,7 @@ func TestGuestBootsAndServesTheAgent(t *testing.T) {
 	vmDir := filepath.Join(dir, "vm")
 	start := time.Now()
 	vm, err := qemu.Start(ctx, qemu.Config{
-		Dir: vmDir, Kernel: g.Kernel, Initrd: initrd,
+		Dir: vmDir, Kernel: filepath.Join(filepath.Dir(g.Kernel), VmlinuxFile), Initrd: initrd,
 		Cmdline: "agentkernel.hostname=first-light",
 		VCPUs:   2, MemoryMiB: 256, Accel: accel, AgentPort: "agentkernel", Console: true,
 	})

@@ -30,6 +30,11 @@
 // compressed archive only at such offsets, skipping zero bytes to reach
 // one, so the base is padded with zeros.
 //
+// Where the kernel carries a PVH entry point, Prepare also extracts the
+// uncompressed ELF kernel from the bzImage (ExtractVmlinux): QEMU boots it
+// directly, and the guest runs no decompressor, which under software
+// emulation is a sizeable part of a boot.
+//
 // Host side only; the guest side (init mode of the agent) lives elsewhere.
 // It must not import the agent or any backend.
 package guest

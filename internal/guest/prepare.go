@@ -62,7 +62,10 @@ type Guest struct {
 	BusyboxVersion string `json:"busybox_version,omitempty"`
 	// Modules are the initramfs's modules in load order, relative to
 	// /lib/modules/KernelRelease.
-	Modules []string  `json:"modules,omitempty"`
+	Modules []string `json:"modules,omitempty"`
+	// PVH says VmlinuxFile holds the kernel uncompressed, to be booted
+	// directly (see ExtractVmlinux).
+	PVH     bool      `json:"pvh,omitempty"`
 	Created time.Time `json:"created"`
 }
 
@@ -107,6 +110,16 @@ func Prepare(ctx context.Context, dir string, opts PrepareOptions) (*Guest, erro
 	}
 	if err := copyAtomic(ctx, k.Path, g.Kernel); err != nil {
 		return nil, fmt.Errorf("preparing guest: kernel: %w", err)
+	}
+	// A vmlinux of an earlier kernel must not outlive it.
+	vmlinux := filepath.Join(dir, VmlinuxFile)
+	if err := os.Remove(vmlinux); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("preparing guest: %w", err)
+	}
+	if err := ExtractVmlinux(ctx, g.Kernel, vmlinux); err == nil {
+		g.PVH = true
+	} else if ctx.Err() != nil {
+		return nil, fmt.Errorf("preparing guest: %w", ctx.Err())
 	}
 	if opts.Initrd != "" {
 		if err := copyAtomic(ctx, opts.Initrd, g.Initrd); err != nil {

@@ -58,10 +58,13 @@ func (b *Backend) Type() sandbox.Type { return sandbox.MicroVM }
 // Isolation is sandbox.IsolationVM.
 func (b *Backend) Isolation() sandbox.Isolation { return sandbox.IsolationVM }
 
-// Files of the guest, as `agentkernel setup` leaves them.
+// Files of the guest, as `agentkernel setup` leaves them (package guest).
 const (
 	kernelName = "vmlinuz"
-	initrdName = "initrd.img"
+	// vmlinuxName is the same kernel uncompressed, where it boots through
+	// PVH: preferred, as it skips the guest's decompressor.
+	vmlinuxName = "vmlinux"
+	initrdName  = "initrd.img"
 )
 
 // GuestDir is where `agentkernel setup` puts the guest for data root root.
@@ -69,6 +72,19 @@ func GuestDir(root string) string { return filepath.Join(root, "microvm", "guest
 
 func (b *Backend) guestFile(name string) string { return filepath.Join(GuestDir(b.opts.Root), name) }
 func (b *Backend) cacheDir() string             { return filepath.Join(b.opts.Root, "microvm", "cache") }
+
+// kernel is the kernel the VM boots.
+func (b *Backend) kernel() string {
+	if p := b.guestFile(vmlinuxName); fileExists(p) {
+		return p
+	}
+	return b.guestFile(kernelName)
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
 
 // Probe checks for QEMU, the guest and the agent. It does not boot
 // anything: under software emulation that takes seconds.

@@ -27,7 +27,7 @@ import (
 )
 
 // create makes a sandbox on m with cfg edited by edit.
-func create(t *testing.T, m *service.Manager, name string, edit func(*sandbox.Config)) {
+func create(t testing.TB, m *service.Manager, name string, edit func(*sandbox.Config)) {
 	t.Helper()
 	cfg, _, err := sandbox.Resolve(sandbox.Options{NetworkUnavailable: errors.New("off")})
 	if err != nil {

@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 
 // newRoot is a data root with the shared guest in place; it skips where
 // QEMU is missing (CI installs it).
-func newRoot(t *testing.T) string {
+func newRoot(t testing.TB) string {
 	_, err := exec.LookPath("qemu-system-x86_64")
 	testutil.Require(t, err == nil, "qemu-system-x86_64 is not installed")
 	shared.once.Do(func() {
@@ -61,12 +61,12 @@ func newRoot(t *testing.T) string {
 }
 
 // newBackend is the backend under test on root.
-func newBackend(t *testing.T, root string) *microvm.Backend {
+func newBackend(t testing.TB, root string) *microvm.Backend {
 	return microvm.New(microvm.Options{AgentPath: testutil.BuildBinary(t, "agentkernel-agent"), Root: root})
 }
 
 // newManager is a manager of root with only the microVM backend.
-func newManager(t *testing.T, root string) *service.Manager {
+func newManager(t testing.TB, root string) *service.Manager {
 	m, err := service.New(t.Context(), service.Options{
 		Root:     root,
 		Registry: sandbox.NewRegistry(newBackend(t, root)),

@@ -87,7 +87,7 @@ func (b *Backend) Start(ctx context.Context, spec *sandbox.Spec) (rt *sandbox.Ru
 	cfg := qemu.Config{
 		Binary:    b.opts.QEMU,
 		Dir:       vmDir(spec),
-		Kernel:    b.guestFile(kernelName),
+		Kernel:    b.kernel(),
 		Initrd:    initrd,
 		Cmdline:   boot.Cmdline(),
 		VCPUs:     spec.Config.VCPUs,
