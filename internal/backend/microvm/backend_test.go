@@ -157,7 +157,8 @@ func TestStartRefusesWhatItCannotDo(t *testing.T) {
 }
 
 // TestImageThatCannotBecomeADisk: an image whose layer is gone from the
-// store fails to start with the image named, and leaves no disk behind.
+// store fails to start with the image named, and leaves no disk behind;
+// an image without files is refused.
 func TestImageThatCannotBecomeADisk(t *testing.T) {
 	root := newRoot(t)
 	m := newManager(t, root)
@@ -195,6 +196,24 @@ func TestImageThatCannotBecomeADisk(t *testing.T) {
 		t.Errorf("layer disks after a failed build: %v", disks)
 	}
 	if err := m.Remove(t.Context(), "broken"); err != nil {
+		t.Fatal(err)
+	}
+
+	// An image without a single file has nothing to boot.
+	const emptyRef = "microvm.test/empty:1"
+	tag, _ = name.NewTag(emptyRef)
+	archive = filepath.Join(t.TempDir(), "empty.tar")
+	if err := tarball.WriteToFile(archive, tag, imagetest.Image(t, v1.Config{})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ImportImages(t.Context(), archive, ""); err != nil {
+		t.Fatal(err)
+	}
+	create(t, m, "empty", func(c *sandbox.Config) { c.Image = emptyRef })
+	if _, err := m.Start(t.Context(), "empty"); !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "no files") {
+		t.Errorf("start of an empty image: %v", err)
+	}
+	if err := m.Remove(t.Context(), "empty"); err != nil {
 		t.Fatal(err)
 	}
 }

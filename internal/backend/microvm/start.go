@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -56,13 +57,19 @@ func (b *Backend) Start(ctx context.Context, spec *sandbox.Spec) (rt *sandbox.Ru
 	disks := []qemu.Disk{{Path: disk, Serial: v1.UpperSerial}}
 	var ex extra
 	if spec.RootFS.Image != sandbox.DefaultImage {
-		for i, lower := range spec.RootFS.Lowers {
+		for _, lower := range spec.RootFS.Lowers {
+			if emptyDir(lower) {
+				continue // adds nothing (the store's shared empty layer)
+			}
 			p, err := layerDisk(ctx, b.layerCache(), lower)
 			if err != nil {
 				return nil, fmt.Errorf("image %s: %w", spec.RootFS.Image, err)
 			}
-			disks = append(disks, qemu.Disk{Path: p, ReadOnly: true, Serial: v1.LayerSerial(i)})
+			disks = append(disks, qemu.Disk{Path: p, ReadOnly: true, Serial: v1.LayerSerial(len(ex.Layers))})
 			ex.Layers = append(ex.Layers, strings.TrimSuffix(filepath.Base(p), ".ext4"))
+		}
+		if len(ex.Layers) == 0 {
+			return nil, fmt.Errorf("image %s has no files to boot a VM with: %w", spec.RootFS.Image, errdefs.ErrInvalidArgument)
 		}
 	}
 	ex.Accel, _ = qemu.ChooseAccel()
@@ -133,6 +140,17 @@ func (b *Backend) Start(ctx context.Context, spec *sandbox.Spec) (rt *sandbox.Ru
 		return fail(err)
 	}
 	return rt, nil
+}
+
+// emptyDir tells a directory with no entries.
+func emptyDir(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, err = f.Readdirnames(1)
+	return errors.Is(err, io.EOF)
 }
 
 // newNIC makes the VM's network interface: a pair of connected seqpacket

@@ -1,7 +1,6 @@
 package firecracker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,27 +8,38 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
+	"github.com/agentkernel-go/agentkernel/internal/vmm/vmproc"
 )
 
 // ErrNotRunning is returned for a VM directory whose Firecracker is gone.
-var ErrNotRunning = fmt.Errorf("VM is not running: %w", errdefs.ErrFailedPrecondition)
+var ErrNotRunning = vmproc.ErrNotRunning
+
+// proc is how Firecracker runs: its files in a VM directory, and its
+// command line, which names the directory's API socket.
+var proc = &vmproc.VMM{
+	Name:         "firecracker",
+	PidFile:      pidFile,
+	LogFile:      logFile,
+	RuntimeFiles: []string{apiSocket, vsockSocket},
+	Ours: func(dir string, args []string) bool {
+		for i := 1; i+1 < len(args); i++ {
+			if args[i] == "--api-sock" && args[i+1] == APISocket(dir) {
+				return true
+			}
+		}
+		return false
+	},
+}
 
 // VM is a running Firecracker, started by Start or Restore or found again
 // by Open (from any process: the VM outlives the one that started it).
 type VM struct {
-	dir    string
-	pid    int
-	pidfd  *os.File // non-blocking: the poller tells when Firecracker exits
-	api    *client
-	exited chan struct{}
+	dir  string
+	proc *vmproc.Process
+	api  *client
 }
 
 // startTimeout bounds how long Firecracker may take from its start to a
@@ -136,44 +146,15 @@ func launch(ctx context.Context, binary, dir string) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("VM directory: %w", err)
-	}
-	if Alive(dir) {
-		return nil, fmt.Errorf("VM in %s: already running: %w", dir, errdefs.ErrAlreadyExists)
-	}
-	// A killed Firecracker leaves its sockets, and it would not bind
-	// over them.
-	removeRuntimeFiles(dir)
-	log, err := os.OpenFile(Log(dir), os.O_CREATE|os.O_TRUNC|os.O_WRONLY|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("VM log: %w", err)
-	}
-	defer log.Close()
 	cmd := exec.Command(bin, "--api-sock", APISocket(dir))
-	cmd.Stdout, cmd.Stderr = log, log
 	// Its own working directory, so that it pins none of the caller's
 	// (every path it is given is absolute).
 	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		removeRuntimeFiles(dir)
-		return nil, fmt.Errorf("starting firecracker: %w", err)
+	p, err := proc.Start(dir, cmd)
+	if err != nil {
+		return nil, err
 	}
-	vm := &VM{dir: dir, pid: cmd.Process.Pid, api: newClient(APISocket(dir)), exited: make(chan struct{})}
-	// Opened before Wait can reap the child, so the pid is still its own.
-	pidfd, perr := openPidfd(vm.pid)
-	go func() {
-		cmd.Wait()
-		close(vm.exited)
-	}()
-	if perr != nil {
-		return nil, vm.abort(fmt.Errorf("firecracker pidfd: %w", perr))
-	}
-	vm.pidfd = pidfd
-	if err := os.WriteFile(filepath.Join(dir, pidFile), []byte(strconv.Itoa(vm.pid)+"\n"), 0o600); err != nil {
-		return nil, vm.abort(fmt.Errorf("VM pid file: %w", err))
-	}
+	vm := &VM{dir: dir, proc: p, api: newClient(APISocket(dir))}
 	if err := vm.waitAPI(ctx); err != nil {
 		return nil, vm.abort(fmt.Errorf("firecracker: %w", err))
 	}
@@ -183,12 +164,10 @@ func launch(ctx context.Context, binary, dir string) (*VM, error) {
 // abort ends a VM that Start or Restore could not bring up and returns
 // err, with Firecracker's last word if it died meanwhile.
 func (vm *VM) abort(err error) error {
-	if vm.gone() {
-		err = fmt.Errorf("%w%s", err, logTail(vm.dir))
+	if vm.proc.Gone() {
+		err = fmt.Errorf("%w%s", err, proc.LogTail(vm.dir))
 	}
-	vm.kill()
-	vm.Close()
-	removeRuntimeFiles(vm.dir)
+	vm.proc.Abort()
 	return err
 }
 
@@ -208,23 +187,11 @@ func Find(binary string) (string, error) {
 // Open finds the VM running in dir again. A VM that is gone gives
 // ErrNotRunning (Remove then cleans its directory).
 func Open(ctx context.Context, dir string) (*VM, error) {
-	pid, err := readPid(dir)
+	p, err := proc.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	pidfd, err := openPidfd(pid)
-	if err != nil {
-		return nil, ErrNotRunning
-	}
-	// A pid is only the VM's if the process's command line names this
-	// directory's API socket: pids are reused. Checked after the pidfd
-	// is open, so the pidfd is the VM's too.
-	if !isOurs(pid, dir) {
-		pidfd.Close()
-		return nil, ErrNotRunning
-	}
-	vm := &VM{dir: dir, pid: pid, pidfd: pidfd, api: newClient(APISocket(dir)), exited: make(chan struct{})}
-	go vm.watch()
+	vm := &VM{dir: dir, proc: p, api: newClient(APISocket(dir))}
 	// The VM may be starting in another process: its API is up soon.
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
@@ -236,25 +203,17 @@ func Open(ctx context.Context, dir string) (*VM, error) {
 }
 
 // Alive tells whether dir's VM is running.
-func Alive(dir string) bool {
-	pid, err := readPid(dir)
-	return err == nil && isOurs(pid, dir)
-}
+func Alive(dir string) bool { return proc.Alive(dir) }
 
 // Remove deletes dir, which must not hold a running VM.
-func Remove(dir string) error {
-	if Alive(dir) {
-		return fmt.Errorf("VM in %s is running: %w", dir, errdefs.ErrFailedPrecondition)
-	}
-	return os.RemoveAll(dir)
-}
+func Remove(dir string) error { return proc.Remove(dir) }
 
 // Pid is Firecracker's process id.
-func (vm *VM) Pid() int { return vm.pid }
+func (vm *VM) Pid() int { return vm.proc.Pid() }
 
 // Exited is closed when Firecracker has exited, for any reason (the
 // guest rebooting or panicking is one).
-func (vm *VM) Exited() <-chan struct{} { return vm.exited }
+func (vm *VM) Exited() <-chan struct{} { return vm.proc.Exited() }
 
 // Info is what Firecracker says of the VM, its state among it.
 func (vm *VM) Info(ctx context.Context) (InstanceInfo, error) {
@@ -308,38 +267,10 @@ func (vm *VM) Snapshot(ctx context.Context, snapshotPath, memPath string) error 
 }
 
 // Kill ends Firecracker at once and waits for it.
-func (vm *VM) Kill() error { return vm.kill() }
-
-func (vm *VM) kill() error {
-	var err error
-	if vm.pidfd != nil {
-		rc, rerr := vm.pidfd.SyscallConn()
-		if rerr == nil {
-			rerr = rc.Control(func(fd uintptr) { err = unix.PidfdSendSignal(int(fd), unix.SIGKILL, nil, 0) })
-		}
-		err = errors.Join(rerr, err)
-	} else if !vm.gone() {
-		err = unix.Kill(vm.pid, unix.SIGKILL) // launch, without a pidfd: our child, not yet reaped
-	}
-	if err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("killing firecracker: %w", err)
-	}
-	select {
-	case <-vm.exited:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("firecracker %d did not exit after SIGKILL: %w", vm.pid, errdefs.ErrInternal)
-	}
-}
+func (vm *VM) Kill() error { return vm.proc.Kill() }
 
 // Close lets go of the VM without stopping it.
-func (vm *VM) Close() error {
-	if vm.pidfd != nil {
-		vm.pidfd.Close()
-		vm.pidfd = nil
-	}
-	return nil
-}
+func (vm *VM) Close() error { return vm.proc.Close() }
 
 // call is one API request; on a Firecracker that is gone it says so.
 func (vm *VM) call(ctx context.Context, method, path string, in, out any) error {
@@ -350,19 +281,10 @@ func (vm *VM) call(ctx context.Context, method, path string, in, out any) error 
 	// The connection failed: if Firecracker died, its exit is noticed
 	// (by Wait or the pidfd) a moment after the socket closes.
 	select {
-	case <-vm.exited:
+	case <-vm.Exited():
 		return fmt.Errorf("firecracker: %s %s: %w", method, path, ErrNotRunning)
 	case <-time.After(100 * time.Millisecond):
 		return err
-	}
-}
-
-func (vm *VM) gone() bool {
-	select {
-	case <-vm.exited:
-		return true
-	default:
-		return false
 	}
 }
 
@@ -377,87 +299,11 @@ func (vm *VM) waitAPI(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-vm.exited:
+		case <-vm.Exited():
 			return fmt.Errorf("exited before its API socket opened")
 		case <-ctx.Done():
 			return fmt.Errorf("API socket: %w", ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-}
-
-// watch closes exited when a VM found by Open exits: its pidfd becomes
-// readable then. Close ends the wait without closing exited.
-func (vm *VM) watch() {
-	rc, err := vm.pidfd.SyscallConn()
-	if err != nil {
-		return
-	}
-	waited := false
-	err = rc.Read(func(uintptr) bool {
-		done := waited
-		waited = true
-		return done
-	})
-	if err == nil {
-		close(vm.exited)
-	}
-}
-
-// openPidfd opens a non-blocking pidfd, which the poller can wait on.
-func openPidfd(pid int) (*os.File, error) {
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
-	if err != nil {
-		return nil, err
-	}
-	return os.NewFile(uintptr(fd), "pidfd"), nil
-}
-
-func readPid(dir string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(dir, pidFile))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return 0, ErrNotRunning
-		}
-		return 0, fmt.Errorf("VM pid file: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("VM pid file %q: %w", b, errdefs.ErrInternal)
-	}
-	return pid, nil
-}
-
-// isOurs tells whether process pid is the Firecracker serving dir's API
-// socket, as launch started it.
-func isOurs(pid int, dir string) bool {
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	args := bytes.Split(bytes.TrimSuffix(cmdline, []byte{0}), []byte{0})
-	for i := 1; i+1 < len(args); i++ {
-		if string(args[i]) == "--api-sock" && string(args[i+1]) == APISocket(dir) {
-			return true
-		}
-	}
-	return false
-}
-
-func removeRuntimeFiles(dir string) {
-	for _, f := range []string{APISocket(dir), VsockSocket(dir), filepath.Join(dir, pidFile)} {
-		os.Remove(f)
-	}
-}
-
-// logTail is the end of Firecracker's log, for an error message:
-// Firecracker says there why it would not start or why it died.
-func logTail(dir string) string {
-	b, _ := os.ReadFile(Log(dir))
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return ""
-	}
-	lines := strings.Split(string(b), "\n")
-	return ": " + strings.TrimSpace(lines[len(lines)-1])
 }
