@@ -333,6 +333,9 @@ func vmMain(log *slog.Logger, grace time.Duration) int {
 		cg, err = sandboxCgroup(cfg)
 	}
 	if err == nil {
+		if ctl, cerr := findPorts(v1.ControlPort, 100*time.Millisecond); cerr == nil {
+			go serveControl(log, ctl[0])
+		}
 		err = runSandbox(log, cfg, ports, cg, grace)
 	}
 	if err != nil {

@@ -33,6 +33,22 @@ func DialAgent(ctx context.Context, dir string) (net.Conn, error) {
 	return sc, nil
 }
 
+// SetIdentity gives the VM in dir, just restored from a saved state, its
+// own identity (v1.Identity) through the control port its init serves.
+func SetIdentity(ctx context.Context, dir string, id v1.Identity) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", filepath.Join(dir, ctlSocket))
+	if err != nil {
+		return fmt.Errorf("control port: %w", err)
+	}
+	defer c.Close()
+	sc, err := v1.SyncSerial(ctx, c)
+	if err != nil {
+		return fmt.Errorf("control port: %w", err)
+	}
+	return v1.SendIdentity(ctx, sc, id)
+}
+
 // takePort connects to the first agent port whose lock is free, waiting
 // while none is.
 func takePort(ctx context.Context, dir string) (*portConn, error) {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	v1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
 )
 
@@ -73,6 +74,10 @@ type Config struct {
 	AgentPorts int
 	// Paused starts the VM without running it (QEMU's -S).
 	Paused bool
+	// Incoming restores the VM from a state file VM.Save wrote, instead
+	// of booting it: Start returns once it runs again. The rest of the
+	// config must be the saved VM's.
+	Incoming string
 	// Console writes the guest's serial console to ConsoleLog(Dir), for
 	// boot diagnostics (the guest must be told console=ttyS0); without
 	// it the machine has no serial port at all.
@@ -83,6 +88,7 @@ type Config struct {
 const (
 	qmpSocket   = "qmp.sock"
 	agentSocket = "agent-%d.sock"
+	ctlSocket   = "ctl.sock"
 	agentLock   = "agent-%d.lock"
 	pidFile     = "qemu.pid"
 	logFile     = "qemu.log"
@@ -100,8 +106,8 @@ func AgentSocket(dir string, i int) string { return filepath.Join(dir, fmt.Sprin
 const defaultAgentPorts = 4
 
 // maxAgentPorts is what one virtio-serial device offers, less port 0
-// (reserved for a console).
-const maxAgentPorts = 30
+// (reserved for a console) and the control port.
+const maxAgentPorts = 29
 
 // Limits of what a VM may ask for. The memory floor is what a guest kernel
 // and the agent need to boot at all.
@@ -160,6 +166,14 @@ func (c *Config) validate() error {
 		}
 		if hw, err := net.ParseMAC(c.NIC.MAC); err != nil || len(hw) != 6 {
 			return bad("network interface MAC %q", c.NIC.MAC)
+		}
+	}
+	if c.Incoming != "" {
+		if err := checkStatePath(c.Incoming); err != nil {
+			return err
+		}
+		if st, err := os.Stat(c.Incoming); err != nil || !st.Mode().IsRegular() {
+			return bad("VM state file %s: not a regular file", c.Incoming)
 		}
 	}
 	if strings.Contains(c.Dir, ",") {
@@ -226,16 +240,24 @@ func (c *Config) Args() ([]string, error) {
 	}
 	if c.AgentPort != "" {
 		n := c.agentPorts()
-		args = append(args, "-device", fmt.Sprintf("virtio-serial-device,max_ports=%d", n+1))
+		args = append(args, "-device", fmt.Sprintf("virtio-serial-device,max_ports=%d", n+2))
 		for i := range n {
 			args = append(args,
 				"-chardev", fmt.Sprintf("socket,id=agent%d,path=%s,server=on,wait=off", i, AgentSocket(c.Dir, i)),
 				"-device", fmt.Sprintf("virtserialport,chardev=agent%d,name=%s.%d,nr=%d", i, c.AgentPort, i, i+1),
 			)
 		}
+		// The guest's init serves the control port (v1.Identity).
+		args = append(args,
+			"-chardev", fmt.Sprintf("socket,id=ctl,path=%s,server=on,wait=off", filepath.Join(c.Dir, ctlSocket)),
+			"-device", fmt.Sprintf("virtserialport,chardev=ctl,name=%s.0,nr=%d", v1.ControlPort, n+1),
+		)
 	}
 	if c.Paused {
 		args = append(args, "-S")
+	}
+	if c.Incoming != "" {
+		args = append(args, "-incoming", "exec:cat "+shellQuote(c.Incoming))
 	}
 	return append(args, serial...), nil
 }

@@ -23,7 +23,7 @@ var proc = &vmproc.VMM{
 	Name:         "QEMU",
 	PidFile:      pidFile,
 	LogFile:      logFile,
-	RuntimeFiles: []string{qmpSocket, "agent-*.sock", "agent-*.lock"},
+	RuntimeFiles: []string{qmpSocket, ctlSocket, "agent-*.sock", "agent-*.lock"},
 	Ours: func(dir string, args []string) bool {
 		want := "unix:" + filepath.Join(dir, qmpSocket) + ","
 		for _, arg := range args {
@@ -66,7 +66,11 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		return nil, err
 	}
 	vm := &VM{dir: cfg.Dir, proc: p}
-	if err := vm.connect(ctx); err != nil {
+	err = vm.connect(ctx)
+	if err == nil && cfg.Incoming != "" {
+		err = vm.waitIncoming(ctx)
+	}
+	if err != nil {
 		err = fmt.Errorf("QEMU: %w%s", err, proc.LogTail(cfg.Dir))
 		p.Abort()
 		return nil, err
@@ -120,7 +124,7 @@ func (vm *VM) Status(ctx context.Context) (string, error) {
 	var st struct {
 		Status string `json:"status"`
 	}
-	if err := vm.run(ctx, "query-status", &st); err != nil {
+	if err := vm.run(ctx, "query-status", nil, &st); err != nil {
 		return "", err
 	}
 	return st.Status, nil
@@ -129,7 +133,7 @@ func (vm *VM) Status(ctx context.Context) (string, error) {
 // Quit asks QEMU to exit and waits for it; past ctx's end, or if QEMU
 // does not answer, it is killed.
 func (vm *VM) Quit(ctx context.Context) error {
-	err := vm.run(ctx, "quit", nil)
+	err := vm.run(ctx, "quit", nil, nil)
 	select {
 	case <-vm.Exited():
 		return nil
@@ -172,11 +176,11 @@ func (vm *VM) connect(ctx context.Context) error {
 // Each command has a connection of its own: QEMU serves one QMP client
 // at a time, and the CLI, the server and a maintainer may each hold a
 // handle on the same VM.
-func (vm *VM) run(ctx context.Context, command string, ret any) error {
+func (vm *VM) run(ctx context.Context, command string, args, ret any) error {
 	mon, err := dialMonitor(ctx, filepath.Join(vm.dir, qmpSocket))
 	if err != nil {
 		return fmt.Errorf("QMP %s: %w", command, err)
 	}
 	defer mon.close()
-	return mon.execute(ctx, command, nil, ret)
+	return mon.execute(ctx, command, args, ret)
 }
