@@ -126,6 +126,9 @@ type extra struct {
 	Accel qemu.Accel `json:"accel"`
 	// Layers are the cache keys of the layer disks the VM reads.
 	Layers []string `json:"layers,omitempty"`
+	// Restored says the VM was restored from its configuration's
+	// template rather than booted.
+	Restored bool `json:"restored,omitempty"`
 }
 
 func parseExtra(rt *sandbox.Runtime) (extra, error) {

@@ -5,12 +5,14 @@ package microvm_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -216,4 +218,72 @@ func TestImageThatCannotBecomeADisk(t *testing.T) {
 	if err := m.Remove(t.Context(), "empty"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestFirstStartsRestoreTheTemplate: the first sandbox of a configuration
+// boots and becomes its template; the next is restored from it, with its
+// own host name, clock and random state, and a disk of its own.
+func TestFirstStartsRestoreTheTemplate(t *testing.T) {
+	root := newRoot(t)
+	before := testutil.Snapshot()
+	m := newManager(t, root)
+	restored := func(name string) bool {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(root, "sandboxes", name, "state.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec struct {
+			Runtime struct {
+				Extra struct {
+					Restored bool `json:"restored"`
+				} `json:"extra"`
+			} `json:"runtime"`
+		}
+		if err := json.Unmarshal(data, &rec); err != nil {
+			t.Fatal(err)
+		}
+		return rec.Runtime.Extra.Restored
+	}
+	random := map[string]string{}
+	for _, name := range []string{"first", "second"} {
+		create(t, m, name, nil)
+		if _, err := m.Start(t.Context(), name); err != nil {
+			t.Fatal(err)
+		}
+		if got := sh(t, m, name, "hostname"); got != name {
+			t.Errorf("hostname of %s: %q", name, got)
+		}
+		secs, err := strconv.ParseInt(sh(t, m, name, "date +%s"), 10, 64)
+		if err != nil || time.Since(time.Unix(secs, 0)).Abs() > 5*time.Second {
+			t.Errorf("clock of %s: %d (%v)", name, secs, err)
+		}
+		random[name] = sh(t, m, name, "head -c 32 /dev/urandom | od -An -tx1; echo mine > /root/"+name)
+	}
+	if restored("first") || !restored("second") {
+		t.Errorf("restored: first %v, second %v; want false, true", restored("first"), restored("second"))
+	}
+	if random["first"] == random["second"] {
+		t.Errorf("both read the same random bytes %q", random["first"])
+	}
+	// The disks are the sandboxes' own.
+	if got := sh(t, m, "second", "ls /root"); got != "second" {
+		t.Errorf("/root of second: %q", got)
+	}
+	// A restart boots: the template is only for a sandbox's first start.
+	if _, err := m.Stop(t.Context(), "second"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Start(t.Context(), "second"); err != nil {
+		t.Fatal(err)
+	}
+	if restored("second") || sh(t, m, "second", "cat /root/second") != "mine" {
+		t.Error("the restarted sandbox lost its disk or was restored")
+	}
+	for _, name := range []string{"first", "second"} {
+		if err := m.Remove(t.Context(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.CheckNoLeaks(t, before)
 }

@@ -43,11 +43,9 @@ func (b *Backend) Start(ctx context.Context, spec *sandbox.Spec) (rt *sandbox.Ru
 		return nil, err
 	}
 	disk := filepath.Join(spec.Dir, diskName)
-	if _, statErr := os.Stat(disk); errors.Is(statErr, os.ErrNotExist) {
-		// The first start: the sandbox's disk, kept from then on.
-		if err := upperDisk(ctx, disk, b.opts.DiskMiB); err != nil {
-			return nil, err
-		}
+	_, statErr := os.Stat(disk)
+	first := errors.Is(statErr, os.ErrNotExist) // the sandbox's disk is made, kept from then on
+	if first {
 		defer func() {
 			if rt == nil {
 				os.Remove(disk)
@@ -105,10 +103,32 @@ func (b *Backend) Start(ctx context.Context, spec *sandbox.Spec) (rt *sandbox.Ru
 		AgentPort: agentPort,
 		Console:   true,
 	}
-	vm, err := qemu.Start(ctx, cfg)
-	if err != nil {
-		qemu.Remove(cfg.Dir)
-		return nil, fmt.Errorf("starting the VM of sandbox %q: %w", spec.Name, err)
+	// A first start restores the configuration's template if there is
+	// one; otherwise it boots, and the boot becomes the template.
+	keyBoot := boot
+	keyBoot.Hostname = ""
+	keyCfg := cfg
+	keyCfg.Cmdline = keyBoot.Cmdline()
+	key := templateKey(&keyCfg)
+	var vm *qemu.VM
+	restored := false
+	if first {
+		if vm, restored, err = b.restore(ctx, &cfg, key, spec.Name); err != nil {
+			// A template that does not restore is made again.
+			b.log.Warn("microVM template unusable, booting", "template", key, "err", err)
+			os.RemoveAll(b.templateDir(key))
+		}
+	}
+	if !restored {
+		if first {
+			if err := upperDisk(ctx, disk, b.opts.DiskMiB); err != nil {
+				return nil, err
+			}
+		}
+		if vm, err = qemu.Start(ctx, cfg); err != nil {
+			qemu.Remove(cfg.Dir)
+			return nil, fmt.Errorf("starting the VM of sandbox %q: %w", spec.Name, err)
+		}
 	}
 	defer vm.Close()
 	fail := func(err error) (*sandbox.Runtime, error) {
@@ -133,6 +153,12 @@ func (b *Backend) Start(ctx context.Context, spec *sandbox.Spec) (rt *sandbox.Ru
 	if err := waitAgent(ctx, vm, cfg.Dir); err != nil {
 		return fail(fmt.Errorf("booting sandbox %q: %w", spec.Name, err))
 	}
+	if first && !restored {
+		if err := b.saveTemplate(ctx, vm, &cfg, key); err != nil {
+			b.log.Warn("saving the microVM template", "template", key, "err", err)
+		}
+	}
+	ex.Restored = restored
 	if _, rt.StartTime, err = procfs.Stat(vm.Pid()); err != nil {
 		return fail(fmt.Errorf("QEMU process: %w", err))
 	}
