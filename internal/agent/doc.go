@@ -4,7 +4,13 @@
 // file operations for the host over the v1 agent protocol
 // (api/agent/v1/PROTOCOL.md).
 //
-// Agent side. It imports only the standard library, golang.org/x/sys/unix,
-// api/agent/v1 and internal/xattr (shared with the host, imports only x/sys)
-// — never a host package — so the binary stays small and static.
+// In a microVM the agent is also the guest's init (vminit.go, vmroot.go):
+// it loads the kernel's modules, builds the sandbox's root from its disks,
+// locks the kernel down, serves the control port (vmcontrol.go), and runs
+// the serving agent confined in namespaces of its own (vmsandbox.go).
+//
+// Agent side. It imports only the standard library, golang.org/x/sys,
+// api/agent/v1 and the small x/sys-only packages it shares with the host
+// (internal/xattr, internal/netif, internal/caps) — never a host package —
+// so the binary stays small and static.
 package agent
