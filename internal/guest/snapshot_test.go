@@ -35,10 +35,13 @@ func TestSnapshotRestoresGetTheirOwnIdentity(t *testing.T) {
 	g := preparedGuest(t)
 	dir := t.TempDir()
 	accel, _ := qemu.ChooseAccel()
+	// Made once: QEMU maps the initrd, and rewriting it under a running
+	// VM would kill that VM.
+	initrd := bootInitrd(t, g.Initrd, testutil.BuildBinary(t, "agentkernel-agent"), filepath.Join(dir, "boot.img"))
 	config := func(name string) qemu.Config {
 		return qemu.Config{
 			Dir: filepath.Join(dir, name), Kernel: filepath.Join(filepath.Dir(g.Kernel), VmlinuxFile),
-			Initrd:  bootInitrd(t, g.Initrd, testutil.BuildBinary(t, "agentkernel-agent"), filepath.Join(dir, "boot.img")),
+			Initrd:  initrd,
 			Cmdline: "agentkernel.hostname=template",
 			VCPUs:   1, MemoryMiB: 256, Accel: accel, AgentPort: "agentkernel",
 		}
@@ -49,7 +52,8 @@ func TestSnapshotRestoresGetTheirOwnIdentity(t *testing.T) {
 		defer c.Close()
 		var out, errb bytes.Buffer
 		if st, err := c.Exec(ctx, agentv1.ExecSpec{Args: args}, nil, &out, &errb); err != nil || st.Code != 0 {
-			t.Fatalf("%v in %s: %v %+v %s", args, vmDir, err, st, errb.String())
+			qlog, _ := os.ReadFile(filepath.Join(vmDir, "qemu.log"))
+			t.Fatalf("%v in %s: %v %+v %s; QEMU log: %s", args, vmDir, err, st, errb.String(), qlog)
 		}
 		return strings.TrimSpace(out.String())
 	}
