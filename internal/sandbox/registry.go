@@ -80,6 +80,14 @@ type Choice struct {
 	NotAuto error
 }
 
+// CachePruner is implemented by a backend that keeps its own forms of the
+// image store's layers (a microVM's layer disks): PruneCache drops those
+// whose layer the store no longer has. The manager calls it after pruning
+// images.
+type CachePruner interface {
+	PruneCache(ctx context.Context) error
+}
+
 // AutoSelector is implemented by a backend that can be usable yet too
 // costly here to be chosen without being asked for (microVMs under
 // software emulation): AutoSelect returns why.

@@ -77,7 +77,7 @@ func (m *Manager) RemoveImage(ctx context.Context, ref string, force bool) ([]*i
 
 // PruneImages removes layers and blobs that no image and no sandbox uses.
 func (m *Manager) PruneImages(ctx context.Context) (image.PruneReport, error) {
-	return m.opts.Images.Prune(ctx, func() ([]string, error) {
+	rep, err := m.opts.Images.Prune(ctx, func() ([]string, error) {
 		recs, err := m.store.List()
 		var inUse []string
 		for _, r := range recs {
@@ -85,6 +85,17 @@ func (m *Manager) PruneImages(ctx context.Context) (image.PruneReport, error) {
 		}
 		return inUse, err
 	})
+	if err != nil {
+		return rep, err
+	}
+	for _, b := range m.opts.Registry.Backends() {
+		if p, ok := b.(sandbox.CachePruner); ok {
+			if err := p.PruneCache(ctx); err != nil {
+				return rep, fmt.Errorf("pruning the %s backend's cache: %w", b.Type(), err)
+			}
+		}
+	}
+	return rep, nil
 }
 
 // imageUsers names the sandboxes made from img.

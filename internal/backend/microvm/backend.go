@@ -4,7 +4,6 @@ package microvm
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -131,15 +130,14 @@ type extra struct {
 	Restored bool `json:"restored,omitempty"`
 }
 
-func parseExtra(rt *sandbox.Runtime) (extra, error) {
-	var ex extra
-	if rt == nil || len(rt.Extra) == 0 {
-		return ex, nil
-	}
-	if err := json.Unmarshal(rt.Extra, &ex); err != nil {
-		return ex, fmt.Errorf("microvm runtime record: %w: %w", errdefs.ErrInternal, err)
-	}
-	return ex, nil
+// PruneCache removes the layer disks whose layer the image store no
+// longer has (sandbox.CachePruner). A VM still using one keeps its open
+// file.
+func (b *Backend) PruneCache(ctx context.Context) error {
+	return pruneLayerDisks(b.layerCache(), func(key string) bool {
+		_, err := os.Stat(filepath.Join(b.opts.Root, "images", "layers", key, "fs"))
+		return err == nil
+	})
 }
 
 // Dial connects to a free agent port of the sandbox's VM.

@@ -406,3 +406,31 @@ func TestPruneLayerDisks(t *testing.T) {
 	}
 	assertDirHolds(t, cache, ".tmp-building.ext4-2", "busy.ext4", "busy.lock", "keep.ext4", "keep.lock", "notes.txt")
 }
+
+// The backend's PruneCache keeps the disks of layers the image store still
+// has and drops the others.
+func TestPruneCacheFollowsTheImageStore(t *testing.T) {
+	root := t.TempDir()
+	b := New(Options{Root: root})
+	cache := b.layerCache()
+	for _, key := range []string{"kept", "gone"} {
+		if err := os.MkdirAll(cache, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cache, key+".ext4"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "images", "layers", "kept", "fs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PruneCache(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "kept.ext4")); err != nil {
+		t.Errorf("the disk of a layer the store has: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "gone.ext4")); !os.IsNotExist(err) {
+		t.Errorf("the disk of a pruned layer: %v", err)
+	}
+}
