@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	v1 "github.com/agentkernel-go/agentkernel/api/agent/v1"
 	"github.com/agentkernel-go/agentkernel/internal/errdefs"
@@ -133,11 +134,29 @@ type extra struct {
 // PruneCache removes the layer disks whose layer the image store no
 // longer has (sandbox.CachePruner). A VM still using one keeps its open
 // file.
+//
+// It also removes the initramfs images of earlier agents or guests (a day
+// after they were made: another agentkernel on this data root may still
+// use one), and the templates made with files that are gone.
 func (b *Backend) PruneCache(ctx context.Context) error {
-	return pruneLayerDisks(b.layerCache(), func(key string) bool {
-		_, err := os.Stat(filepath.Join(b.opts.Root, "images", "layers", key, "fs"))
-		return err == nil
-	})
+	if err := pruneLayerDisks(b.layerCache(), func(key string) bool {
+		return dirExists(filepath.Join(b.opts.Root, "images", "layers", key, "fs"))
+	}); err != nil {
+		return err
+	}
+	current, _ := b.initrdPath()
+	old, _ := filepath.Glob(filepath.Join(b.cacheDir(), "initrd-*.img"))
+	for _, p := range old {
+		if st, err := os.Stat(p); err == nil && p != current && time.Since(st.ModTime()) > 24*time.Hour {
+			os.Remove(p)
+		}
+	}
+	return b.pruneTemplates()
+}
+
+func dirExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }
 
 // Dial connects to a free agent port of the sandbox's VM.

@@ -4,6 +4,7 @@ package microvm
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -432,5 +433,44 @@ func TestPruneCacheFollowsTheImageStore(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cache, "gone.ext4")); !os.IsNotExist(err) {
 		t.Errorf("the disk of a pruned layer: %v", err)
+	}
+}
+
+// PruneCache drops the templates made with files that are gone, and the
+// initramfs images of earlier agents once they are a day old.
+func TestPruneCacheDropsStaleTemplatesAndInitrds(t *testing.T) {
+	root := t.TempDir()
+	agent := filepath.Join(root, "agent")
+	os.WriteFile(agent, []byte("agent"), 0o755)
+	b := New(Options{Root: root, AgentPath: agent})
+	os.MkdirAll(GuestDir(root), 0o755)
+	os.WriteFile(b.guestFile(initrdName), []byte("base"), 0o644)
+	current, err := b.initrd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(b.cacheDir(), "initrd-0123456789abcdef.img")
+	os.WriteFile(old, nil, 0o644)
+	recent := filepath.Join(b.cacheDir(), "initrd-fedcba9876543210.img")
+	os.WriteFile(recent, nil, 0o644)
+	dayAgo := time.Now().Add(-25 * time.Hour)
+	os.Chtimes(old, dayAgo, dayAgo)
+
+	template := func(key string, files ...string) string {
+		dir := b.templateDir(key)
+		os.MkdirAll(dir, 0o700)
+		data, _ := json.Marshal(templateInfo{Files: files})
+		os.WriteFile(filepath.Join(dir, templateMeta), data, 0o600)
+		return dir
+	}
+	live := template("live", current)
+	stale := template("stale", old)
+	if err := b.PruneCache(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{current: true, recent: true, old: false, live: true, stale: false} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", p, err == nil, want)
+		}
 	}
 }

@@ -21,19 +21,14 @@ func (b *Backend) layerCache() string { return filepath.Join(b.cacheDir(), "laye
 // kernel unpacks concatenated archives in order). It is built once per
 // pair of base and agent binary, named by their identity.
 func (b *Backend) initrd() (string, error) {
-	base := b.guestFile(initrdName)
-	id := sha256.New()
-	for _, p := range []string{base, b.opts.AgentPath} {
-		st, err := os.Stat(p)
-		if err != nil {
-			return "", fmt.Errorf("microVM initramfs: %w", err)
-		}
-		fmt.Fprintf(id, "%s %d %d\n", p, st.Size(), st.ModTime().UnixNano())
+	out, err := b.initrdPath()
+	if err != nil {
+		return "", err
 	}
-	out := filepath.Join(b.cacheDir(), "initrd-"+hex.EncodeToString(id.Sum(nil))[:16]+".img")
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
+	base := b.guestFile(initrdName)
 	if err := os.MkdirAll(b.cacheDir(), 0o755); err != nil {
 		return "", err
 	}
@@ -41,6 +36,20 @@ func (b *Backend) initrd() (string, error) {
 		return "", fmt.Errorf("microVM initramfs: %w", err)
 	}
 	return out, nil
+}
+
+// initrdPath is where initrd keeps the initramfs of the current guest and
+// agent binary.
+func (b *Backend) initrdPath() (string, error) {
+	id := sha256.New()
+	for _, p := range []string{b.guestFile(initrdName), b.opts.AgentPath} {
+		st, err := os.Stat(p)
+		if err != nil {
+			return "", fmt.Errorf("microVM initramfs: %w", err)
+		}
+		fmt.Fprintf(id, "%s %d %d\n", p, st.Size(), st.ModTime().UnixNano())
+	}
+	return filepath.Join(b.cacheDir(), "initrd-"+hex.EncodeToString(id.Sum(nil))[:16]+".img"), nil
 }
 
 // writeInitrd writes base followed by agent as /init, atomically: a

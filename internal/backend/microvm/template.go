@@ -40,9 +40,11 @@ const (
 	templateMeta  = "template.json"
 )
 
-// templateInfo records what a restore must repeat.
+// templateInfo records what a restore must repeat, and the files the
+// template was made with (pruneTemplates).
 type templateInfo struct {
-	MAC string `json:"mac,omitempty"`
+	MAC   string   `json:"mac,omitempty"`
+	Files []string `json:"files"`
 }
 
 func (b *Backend) templateDir(key string) string {
@@ -142,7 +144,10 @@ func (b *Backend) saveTemplate(ctx context.Context, vm *qemu.VM, cfg *qemu.Confi
 	if err != nil {
 		return err
 	}
-	var info templateInfo
+	info := templateInfo{Files: []string{cfg.Kernel, cfg.Initrd}}
+	for _, d := range cfg.Disks[1:] {
+		info.Files = append(info.Files, d.Path)
+	}
 	if cfg.NIC != nil {
 		info.MAC = cfg.NIC.MAC
 	}
@@ -152,6 +157,31 @@ func (b *Backend) saveTemplate(ctx context.Context, vm *qemu.VM, cfg *qemu.Confi
 	}
 	os.RemoveAll(dir) // a half-made one of a crashed process
 	return os.Rename(tmp, dir)
+}
+
+// pruneTemplates removes the templates one of whose files is gone (an
+// earlier agent's initramfs, a pruned layer's disk): they can never be
+// used again.
+func (b *Backend) pruneTemplates() error {
+	dirs, _ := filepath.Glob(filepath.Join(b.opts.Root, "microvm", "templates", "*"))
+	for _, dir := range dirs {
+		data, err := os.ReadFile(filepath.Join(dir, templateMeta))
+		if err != nil {
+			continue // a lock file, or a template being made
+		}
+		var info templateInfo
+		stale := json.Unmarshal(data, &info) != nil
+		for _, f := range info.Files {
+			stale = stale || !fileExists(f)
+		}
+		if stale {
+			if err := os.RemoveAll(dir); err != nil {
+				return fmt.Errorf("removing template %s: %w", filepath.Base(dir), err)
+			}
+			os.Remove(dir + ".lock")
+		}
+	}
+	return nil
 }
 
 // copySparse copies the file src to a new file dst, holes kept: a
