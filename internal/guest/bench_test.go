@@ -6,7 +6,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,9 +21,7 @@ import (
 //
 //	go test -run '^$' -bench ColdBoot -benchtime 10x ./internal/guest/
 func BenchmarkColdBoot(b *testing.B) {
-	testutil.RequireRoot(b)
-	_, qemuErr := exec.LookPath("qemu-system-x86_64")
-	testutil.Require(b, qemuErr == nil, "needs qemu-system-x86_64")
+	requireQEMU(b)
 	ctx := context.Background()
 	g := preparedGuest(b)
 	dir := b.TempDir()

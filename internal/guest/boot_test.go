@@ -25,13 +25,7 @@ import (
 // over the virtio-serial port: exec and file reads answer from inside a
 // guest with its own kernel, CPUs and memory.
 func TestGuestBootsAndServesTheAgent(t *testing.T) {
-	testutil.RequireRoot(t)
-	_, qemuErr := exec.LookPath("qemu-system-x86_64")
-	testutil.Require(t, qemuErr == nil, "needs qemu-system-x86_64 (apt-get install qemu-system-x86)")
-	before := testutil.Snapshot()
-	t.Cleanup(func() { testutil.CheckNoLeaks(t, before) })
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := vmTest(t)
 
 	g := preparedGuest(t)
 	dir := t.TempDir()
@@ -144,6 +138,25 @@ func TestGuestBootsAndServesTheAgent(t *testing.T) {
 	if qemu.Alive(vmDir) {
 		t.Error("VM alive after Quit")
 	}
+}
+
+// requireQEMU skips a VM test where it cannot run (CI, as root with QEMU
+// installed, runs it).
+func requireQEMU(t testing.TB) {
+	testutil.RequireRoot(t)
+	_, err := exec.LookPath("qemu-system-x86_64")
+	testutil.Require(t, err == nil, "needs qemu-system-x86_64 (apt-get install qemu-system-x86)")
+}
+
+// vmTest starts a test that boots VMs: it must leave nothing behind, and
+// gets three minutes.
+func vmTest(t *testing.T) context.Context {
+	requireQEMU(t)
+	before := testutil.Snapshot()
+	t.Cleanup(func() { testutil.CheckNoLeaks(t, before) })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // bootInitrd writes to out what a microVM boots, as the backend makes it at

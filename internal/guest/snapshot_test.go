@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,13 +23,7 @@ import (
 // that, once told their identities, draw different random bytes, keep
 // the right time and carry their own names; both serve the agent.
 func TestSnapshotRestoresGetTheirOwnIdentity(t *testing.T) {
-	testutil.RequireRoot(t)
-	_, qemuErr := exec.LookPath("qemu-system-x86_64")
-	testutil.Require(t, qemuErr == nil, "needs qemu-system-x86_64 (apt-get install qemu-system-x86)")
-	before := testutil.Snapshot()
-	t.Cleanup(func() { testutil.CheckNoLeaks(t, before) })
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := vmTest(t)
 
 	g := preparedGuest(t)
 	dir := t.TempDir()
